@@ -1,0 +1,113 @@
+# CairnInstall: install rules and the relocatable CMake package behind find_package(cairn).
+#
+# Installs cairn_framework and cairn_actors (as cairn::framework and cairn::actors),
+# an interface target cairn::cairn that pulls in everything, both include/ trees,
+# the bundled FindCAF.cmake, and cairnConfig.cmake + cairnConfigVersion.cmake into
+# ${CMAKE_INSTALL_LIBDIR}/cmake/cairn. Included last by the top-level CMakeLists.txt,
+# so every library target and its link libraries are known here.
+include(GNUInstallDirs)
+include(CMakePackageConfigHelpers)
+
+set(CAIRN_INSTALL_CMAKEDIR "${CMAKE_INSTALL_LIBDIR}/cmake/cairn"
+  CACHE STRING "Where cairnConfig.cmake is installed, relative to the prefix")
+mark_as_advanced(CAIRN_INSTALL_CMAKEDIR)
+
+# The libraries the package exports. In the build tree cairn::cairn is an ALIAS of
+# cairn_actors; ALIAS targets cannot be exported, so installs get a real interface
+# target with the same exported name that links everything.
+set(_cairn_exported_libraries cairn_framework cairn_actors)
+add_library(cairn_all INTERFACE)
+set_target_properties(cairn_all PROPERTIES EXPORT_NAME cairn)
+target_link_libraries(cairn_all INTERFACE ${_cairn_exported_libraries})
+
+# A sanitized build's static libraries need the sanitizer runtimes in whatever links
+# them; add_link_options() does not travel with exported targets, so say it here.
+if(CAIRN_SANITIZE)
+  target_link_options(cairn_all INTERFACE
+    "$<INSTALL_INTERFACE:-fsanitize=address,undefined>")
+endif()
+
+install(TARGETS ${_cairn_exported_libraries} cairn_all
+  EXPORT cairnTargets
+  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
+  INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+
+install(DIRECTORY
+    "${PROJECT_SOURCE_DIR}/framework/include/"
+    "${PROJECT_SOURCE_DIR}/actors/include/"
+  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
+  FILES_MATCHING PATTERN "*.hpp" PATTERN "*.h")
+
+install(EXPORT cairnTargets
+  NAMESPACE cairn::
+  FILE cairnTargets.cmake
+  DESTINATION ${CAIRN_INSTALL_CMAKEDIR})
+
+# Work out which find_dependency() calls the config needs from what the exported
+# targets actually link. Static libraries export their PRIVATE dependencies too (as
+# $<LINK_ONLY:...>), which is why spdlog shows up for the default static build.
+set(_cairn_link_items "")
+foreach(_lib IN LISTS _cairn_exported_libraries)
+  get_target_property(_items ${_lib} INTERFACE_LINK_LIBRARIES)
+  if(_items)
+    list(APPEND _cairn_link_items ${_items})
+  endif()
+endforeach()
+set(_cairn_link_string "${_cairn_link_items}")
+
+set(CAIRN_NEEDS_THREADS OFF)
+set(CAIRN_NEEDS_NLOHMANN_JSON OFF)
+set(CAIRN_NEEDS_CAF OFF)
+set(CAIRN_NEEDS_SPDLOG OFF)
+if(_cairn_link_string MATCHES "Threads::")
+  set(CAIRN_NEEDS_THREADS ON)
+endif()
+if(_cairn_link_string MATCHES "nlohmann_json::")
+  set(CAIRN_NEEDS_NLOHMANN_JSON ON)
+endif()
+if(_cairn_link_string MATCHES "CAF::")
+  set(CAIRN_NEEDS_CAF ON)
+endif()
+if(_cairn_link_string MATCHES "spdlog::|fmt::")
+  set(CAIRN_NEEDS_SPDLOG ON)
+endif()
+
+# Any other imported target would leave consumers with an unknown target: say so now
+# (the install test in tests/install then fails too).
+string(REGEX MATCHALL "[A-Za-z0-9_.+-]+::[A-Za-z0-9_.+-]+" _cairn_namespaced "${_cairn_link_string}")
+foreach(_dep IN LISTS _cairn_namespaced)
+  if(NOT _dep MATCHES "^(Threads|nlohmann_json|CAF|spdlog|fmt|cairn)::")
+    message(WARNING
+      "An installed cairn library links ${_dep}, but cmake/cairnConfig.cmake.in does not "
+      "find its package. Add a find_dependency() for it there and a check in "
+      "cmake/CairnInstall.cmake.")
+  endif()
+endforeach()
+
+configure_package_config_file(
+  "${CMAKE_CURRENT_LIST_DIR}/cairnConfig.cmake.in"
+  "${PROJECT_BINARY_DIR}/cairnConfig.cmake"
+  INSTALL_DESTINATION ${CAIRN_INSTALL_CMAKEDIR}
+  NO_SET_AND_CHECK_MACRO)
+
+# 0.x releases break their API between minor versions.
+write_basic_package_version_file(
+  "${PROJECT_BINARY_DIR}/cairnConfigVersion.cmake"
+  VERSION ${PROJECT_VERSION}
+  COMPATIBILITY SameMinorVersion)
+
+install(FILES
+    "${PROJECT_BINARY_DIR}/cairnConfig.cmake"
+    "${PROJECT_BINARY_DIR}/cairnConfigVersion.cmake"
+    "${CMAKE_CURRENT_LIST_DIR}/FindCAF.cmake"
+  DESTINATION ${CAIRN_INSTALL_CMAKEDIR})
+
+unset(_cairn_exported_libraries)
+unset(_cairn_link_items)
+unset(_cairn_link_string)
+unset(_cairn_namespaced)
+unset(_items)
+unset(_lib)
+unset(_dep)

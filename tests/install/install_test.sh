@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Install test: installs a cairn build into a temporary prefix, then configures, builds
+# and runs tests/install/consumer against that prefix alone.
+#
+# Usage: install_test.sh BUILD_DIR [CONFIG]
+# Environment: CMAKE (cmake binary to use), CMAKE_GENERATOR and CXX are honoured by cmake.
+set -euo pipefail
+
+if [[ $# -lt 1 || $# -gt 2 ]]; then
+  echo "usage: $0 BUILD_DIR [CONFIG]" >&2
+  exit 2
+fi
+
+build_dir=$(cd "$1" && pwd)
+config=${2:-}
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cmake=${CMAKE:-cmake}
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/cairn-install-test.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+prefix="$work/prefix"
+consumer_build="$work/consumer-build"
+
+config_args=()
+if [[ -n "$config" ]]; then
+  config_args=(--config "$config")
+fi
+
+echo "== installing $build_dir into $prefix"
+"$cmake" --install "$build_dir" --prefix "$prefix" "${config_args[@]}"
+
+echo "== configuring the consumer against $prefix"
+"$cmake" -S "$here/consumer" -B "$consumer_build" \
+  -DCMAKE_PREFIX_PATH="$prefix" \
+  -DCMAKE_BUILD_TYPE="${config:-Release}" \
+  -DCMAKE_FIND_PACKAGE_NO_PACKAGE_REGISTRY=ON \
+  -DCMAKE_FIND_PACKAGE_NO_SYSTEM_PACKAGE_REGISTRY=ON
+
+# The package must come from the temporary prefix, not from a system-wide install.
+cairn_dir=$(sed -n 's/^cairn_DIR:PATH=//p' "$consumer_build/CMakeCache.txt")
+if [[ "$cairn_dir" != "$prefix"/* ]]; then
+  echo "FAIL: the consumer found cairn in '$cairn_dir', not under $prefix" >&2
+  exit 1
+fi
+
+echo "== building the consumer"
+"$cmake" --build "$consumer_build" "${config_args[@]}"
+
+program=$(find "$consumer_build" -type f -name cairn_consumer -perm -u+x | head -n 1)
+if [[ -z "$program" ]]; then
+  echo "FAIL: the consumer build produced no cairn_consumer executable" >&2
+  exit 1
+fi
+
+echo "== running $program"
+"$program"
+echo "PASS: an out-of-tree program built against the installed cairn and ran"
