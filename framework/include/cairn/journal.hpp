@@ -1,0 +1,111 @@
+// The journal: the one interface every event store implements (memory, file, PostgreSQL).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "cairn/envelope.hpp"
+#include "cairn/expected.hpp"
+
+namespace cairn {
+
+/// Special values for append_request::expected_version.
+namespace expected_version {
+/// Append whatever the stream's current version is (no concurrency check).
+inline constexpr uint64_t any = std::numeric_limits<uint64_t>::max();
+/// The stream must not exist yet (have no events).
+inline constexpr uint64_t no_stream = 0;
+} // namespace expected_version
+
+/// One atomic write to one stream: all of `events` are stored, in order, or none.
+struct append_request {
+  stream_id stream;
+  /// The stream's version the writer based its decision on (its last event's
+  /// version, 0 for an empty stream), or expected_version::any.
+  uint64_t expected_version = expected_version::any;
+  std::vector<event_data> events;
+};
+
+/// Where a successful append landed.
+struct append_result {
+  uint64_t first_version = 0;  ///< version of the first appended event
+  uint64_t last_version = 0;   ///< the stream's new version
+  uint64_t first_position = 0; ///< global position of the first appended event
+  uint64_t last_position = 0;  ///< global position of the last appended event
+
+  friend bool operator==(const append_result& a, const append_result& b) {
+    return a.first_version == b.first_version && a.last_version == b.last_version &&
+           a.first_position == b.first_position && a.last_position == b.last_position;
+  }
+};
+
+/// An event store. Contract shared by every implementation (checked by the
+/// conformance suite in tests/conformance):
+///  - append() is called by one thread at a time (the journal actor); reads,
+///    stream_version() and head_position() may run concurrently from any thread
+///    and see only fully committed appends.
+///  - Stream versions start at 1 and have no holes; global positions start at 1,
+///    have no holes and follow commit order.
+///  - Listeners see every committed event exactly once, in position order, called
+///    synchronously on the appending thread after the batch is durable and before
+///    append() returns.
+class journal {
+public:
+  using listener = std::function<void(const std::vector<envelope>&)>;
+  using subscription = uint64_t;
+
+  virtual ~journal() = default;
+
+  /// Stores a batch of independent requests with as few durable writes as the store
+  /// allows (group commit). Each request succeeds or fails on its own; results are
+  /// index-aligned with `batch`. Per request errors: conflict (expected version
+  /// mismatch: nothing of that request is stored), invalid_argument (bad stream
+  /// name or empty event list), unavailable (store closed or I/O failure: treat the
+  /// whole batch as failed).
+  virtual std::vector<expected<append_result>> append(std::vector<append_request> batch) = 0;
+
+  /// Convenience: a batch of one.
+  expected<append_result> append_one(append_request request);
+
+  /// Up to `max_count` events of `stream` with version >= `from_version`, in
+  /// version order. An unknown stream gives an empty vector, not an error.
+  virtual expected<std::vector<envelope>> read_stream(const stream_id& stream,
+                                                      uint64_t from_version,
+                                                      size_t max_count) const = 0;
+
+  /// Up to `max_count` events with position >= `from_position`, in position order.
+  virtual expected<std::vector<envelope>> read_all(uint64_t from_position,
+                                                   size_t max_count) const = 0;
+
+  /// The stream's current version (0 if it has no events).
+  virtual expected<uint64_t> stream_version(const stream_id& stream) const = 0;
+
+  /// Position of the last committed event (0 for an empty store).
+  virtual uint64_t head_position() const = 0;
+
+  /// Every stream that has at least one event, in no particular order.
+  virtual expected<std::vector<stream_id>> list_streams() const = 0;
+
+  /// Registers `fn` for every commit from now on. Returns a handle for unsubscribe().
+  virtual subscription subscribe(listener fn);
+  virtual void unsubscribe(subscription handle);
+
+protected:
+  /// Implementations call this after a batch is durable, with its events in order.
+  void publish(const std::vector<envelope>& committed);
+
+private:
+  std::mutex listeners_mutex_;
+  std::vector<std::pair<subscription, listener>> listeners_;
+  subscription next_subscription_ = 1;
+};
+
+/// Reads a whole stream (all versions from `from_version`), in chunks.
+expected<std::vector<envelope>> read_stream_all(const journal& j, const stream_id& stream,
+                                                uint64_t from_version = 1);
+
+} // namespace cairn

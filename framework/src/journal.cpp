@@ -1,0 +1,60 @@
+// The journal base class: listener bookkeeping and the convenience helpers.
+#include "cairn/journal.hpp"
+
+#include <algorithm>
+#include <string>
+
+namespace cairn {
+
+expected<append_result> journal::append_one(append_request request) {
+  std::vector<append_request> batch;
+  batch.push_back(std::move(request));
+  auto results = append(std::move(batch));
+  if (results.size() != 1)
+    return error{errc::unavailable, "journal returned " + std::to_string(results.size()) +
+                                      " results for a batch of 1"};
+  return std::move(results.front());
+}
+
+journal::subscription journal::subscribe(listener fn) {
+  std::lock_guard<std::mutex> lock(listeners_mutex_);
+  subscription handle = next_subscription_++;
+  listeners_.emplace_back(handle, std::move(fn));
+  return handle;
+}
+
+void journal::unsubscribe(subscription handle) {
+  std::lock_guard<std::mutex> lock(listeners_mutex_);
+  listeners_.erase(std::remove_if(listeners_.begin(), listeners_.end(),
+                                  [&](const auto& entry) { return entry.first == handle; }),
+                   listeners_.end());
+}
+
+void journal::publish(const std::vector<envelope>& committed) {
+  std::vector<std::pair<subscription, listener>> snapshot;
+  {
+    std::lock_guard<std::mutex> lock(listeners_mutex_);
+    snapshot = listeners_;
+  }
+  // Called outside the mutex so a listener may subscribe, unsubscribe or read.
+  for (auto& entry : snapshot)
+    if (entry.second) entry.second(committed);
+}
+
+expected<std::vector<envelope>> read_stream_all(const journal& j, const stream_id& stream,
+                                                uint64_t from_version) {
+  constexpr size_t chunk_size = 4096;
+  std::vector<envelope> out;
+  uint64_t next = std::max<uint64_t>(from_version, 1);
+  for (;;) {
+    auto chunk = j.read_stream(stream, next, chunk_size);
+    if (!chunk) return std::move(chunk).error();
+    size_t n = chunk->size();
+    if (n > 0) next = chunk->back().version + 1;
+    out.insert(out.end(), std::make_move_iterator(chunk->begin()),
+               std::make_move_iterator(chunk->end()));
+    if (n < chunk_size) return expected<std::vector<envelope>>(std::move(out));
+  }
+}
+
+} // namespace cairn
