@@ -1,0 +1,70 @@
+// Registration of every type that crosses actors, in one place, and the error
+// conversions between Cairn and CAF.
+#include "message_types.hpp"
+
+#include <thread>
+
+#include <caf/actor_system_config.hpp>
+#include <caf/config_option_adder.hpp>
+#include <caf/message.hpp>
+#include <caf/sec.hpp>
+
+#include "cairn/node_config.hpp"
+
+namespace cairn {
+
+caf::error to_caf(const error& e) {
+  return caf::error{static_cast<uint8_t>(e.code()), error_category,
+                    caf::make_message(e.message())};
+}
+
+error from_caf(const caf::error& e) {
+  if (!e) return {};
+  if (e.category() == error_category) {
+    std::string msg;
+    if (e.context().match_elements<std::string>()) msg = e.context().get_as<std::string>(0);
+    auto code = e.code();
+    if (code == 0 || code > static_cast<uint8_t>(errc::invalid_argument))
+      return {errc::unavailable, "unknown cairn error code " + std::to_string(code)};
+    return {static_cast<errc>(code), std::move(msg)};
+  }
+  if (e.category() == caf::atom("system")) {
+    auto s = static_cast<caf::sec>(e.code());
+    if (s == caf::sec::request_timeout) return {errc::timeout, "no reply in time"};
+    return {errc::unavailable, "actor system: " + caf::to_string(s)};
+  }
+  return {errc::unavailable, "unexpected error category " + caf::to_string(e.category())};
+}
+
+void add_message_types(caf::actor_system_config& cfg) {
+  cfg.add_message_type<stream_id>("cairn.stream_id");
+  cfg.add_message_type<metadata>("cairn.metadata");
+  cfg.add_message_type<event_data>("cairn.event_data");
+  cfg.add_message_type<envelope>("cairn.envelope");
+  cfg.add_message_type<std::vector<envelope>>("std::vector<cairn.envelope>");
+  cfg.add_message_type<append_request>("cairn.append_request");
+  cfg.add_message_type<append_result>("cairn.append_result");
+  cfg.add_message_type<command_message>("cairn.command_message");
+  cfg.add_message_type<command_reply>("cairn.command_reply");
+  cfg.add_error_category(error_category, [](uint8_t code, caf::atom_value,
+                                            const caf::message& ctx) -> std::string {
+    std::string out = "cairn.";
+    out += code <= static_cast<uint8_t>(errc::invalid_argument)
+             ? std::string{to_string(static_cast<errc>(code))}
+             : std::to_string(code);
+    if (ctx.match_elements<std::string>()) out += ": " + ctx.get_as<std::string>(0);
+    return out;
+  });
+}
+
+node_config::node_config() {
+  cairn::add_message_types(*this);
+  auto cores = std::max(1u, std::thread::hardware_concurrency());
+  set("scheduler.max-threads", static_cast<size_t>(cores));
+  caf::config_option_adder{custom_options_, "cairn"}
+    .add(options.log_level, "log-level", "trace|debug|info|warn|error|critical|off")
+    .add(options.command_timeout, "command-timeout", "how long a command may take")
+    .add(options.query_timeout, "query-timeout", "how long a query waits for its position");
+}
+
+} // namespace cairn

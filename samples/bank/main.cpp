@@ -1,0 +1,234 @@
+// This sample shows a Cairn application end to end: the account aggregate and the
+// balances projection hosted on a node, driven by the standard bank workload from
+// many concurrent closed-loop clients, then verified against the stored events.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <thread>
+
+#include <sys/resource.h>
+
+#include <cairn/memory_journal.hpp>
+#include <cairn/node.hpp>
+#include <cairn/node_config.hpp>
+#include <cairn/variant_codec.hpp>
+
+#include "bank/account.hpp"
+#include "bank/balances.hpp"
+#include "bank/workload.hpp"
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+struct bank_config : cairn::node_config {
+  size_t accounts = 10'000;
+  size_t commands = 1'000'000;
+  size_t clients = 256;
+  std::string store = "memory";
+  bank_config() {
+    caf::config_option_adder{custom_options_, "global"}
+      .add(accounts, "accounts,a", "number of accounts (A)")
+      .add(commands, "commands,c", "number of timed commands (C)")
+      .add(clients, "clients,k", "concurrent closed-loop clients (K)")
+      .add(store, "store", "event store: memory");
+  }
+};
+
+/// Counts outstanding work and lets main wait for zero.
+class latch {
+public:
+  explicit latch(size_t n) : left_(n) {}
+  void count_down() {
+    std::lock_guard<std::mutex> g{m_};
+    if (--left_ == 0) cv_.notify_all();
+  }
+  void wait() {
+    std::unique_lock<std::mutex> g{m_};
+    cv_.wait(g, [&] { return left_ == 0; });
+  }
+
+private:
+  std::mutex m_;
+  std::condition_variable cv_;
+  size_t left_;
+};
+
+/// One closed-loop client: sends its next command only after the previous reply.
+struct client {
+  cairn::node* node = nullptr;
+  const std::vector<bank::planned_command>* plan = nullptr;
+  size_t next = 0, stride = 1;
+  std::vector<int64_t> latencies_ns;
+  uint64_t accepted = 0, rejected = 0, failed = 0, max_position = 0;
+  latch* done = nullptr;
+
+  void send_next() {
+    if (next >= plan->size()) return done->count_down();
+    auto& pc = (*plan)[next];
+    next += stride;
+    auto sent = clock_type::now();
+    node->send_command(cairn::make_command<bank::account>(bank::account_id(pc.account), pc.command),
+                       [this, sent](cairn::expected<cairn::command_reply> r) {
+                         latencies_ns.push_back((clock_type::now() - sent).count());
+                         if (r) {
+                           ++accepted;
+                           max_position = std::max(max_position, r->position);
+                         } else if (cairn::is_rejected(r.error())) {
+                           ++rejected;
+                         } else {
+                           ++failed;
+                           if (failed == 1)
+                             std::fprintf(stderr, "command failed: %s\n",
+                                          r.error().describe().c_str());
+                         }
+                         send_next();
+                       });
+  }
+};
+
+int64_t percentile(std::vector<int64_t>& v, double p) {
+  if (v.empty()) return 0;
+  auto idx = static_cast<size_t>(p * static_cast<double>(v.size() - 1));
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(idx), v.end());
+  return v[idx];
+}
+
+/// Sums Deposited minus Withdrawn and counts events by reading the whole store back.
+struct store_fold {
+  int64_t total = 0;
+  uint64_t events = 0;
+  bool ok = true;
+};
+
+store_fold fold_store(const cairn::journal& store) {
+  store_fold f;
+  uint64_t pos = 1;
+  for (;;) {
+    auto chunk = store.read_all(pos, 65536);
+    if (!chunk) {
+      std::fprintf(stderr, "read_all failed: %s\n", chunk.error().describe().c_str());
+      f.ok = false;
+      return f;
+    }
+    if (chunk->empty()) return f;
+    for (auto& e : *chunk) {
+      ++f.events;
+      auto ev = cairn::variant_codec<bank::account::event_type>::decode(e);
+      if (!ev) {
+        std::fprintf(stderr, "undecodable event: %s\n", ev.error().describe().c_str());
+        f.ok = false;
+        continue;
+      }
+      if (auto d = std::get_if<bank::deposited>(&*ev)) f.total += d->amount;
+      if (auto w = std::get_if<bank::withdrawn>(&*ev)) f.total -= w->amount;
+    }
+    pos = chunk->back().position + 1;
+  }
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  bank_config cfg;
+  if (auto err = cfg.parse(argc, argv)) {
+    std::fprintf(stderr, "bad options: %s\n", caf::to_string(err).c_str());
+    return 2;
+  }
+  if (cfg.cli_helptext_printed) return 0;
+  if (cfg.accounts == 0 || cfg.clients == 0) {
+    std::fprintf(stderr, "accounts and clients must be positive\n");
+    return 2;
+  }
+  if (cfg.store != "memory") {
+    std::fprintf(stderr, "unknown store \"%s\" (available: memory)\n", cfg.store.c_str());
+    return 2;
+  }
+  auto store = cairn::make_memory_journal();
+  int rc = 0;
+  {
+    cairn::node node{cfg, store};
+    if (!node.register_aggregate<bank::account>() || !node.register_projection<bank::balances>())
+      return 1;
+
+    // Phase 1 (not timed): open every account.
+    {
+      latch opened{cfg.accounts};
+      std::atomic<size_t> open_failures{0};
+      for (size_t i = 0; i < cfg.accounts; ++i)
+        node.send<bank::account>(bank::account_id(i), bank::open{"owner-" + std::to_string(i)},
+                                 [&](cairn::expected<cairn::command_reply> r) {
+                                   if (!r) ++open_failures;
+                                   opened.count_down();
+                                 });
+      opened.wait();
+      if (open_failures > 0) {
+        std::fprintf(stderr, "%zu accounts failed to open\n", open_failures.load());
+        return 1;
+      }
+    }
+
+    // Phase 2 (timed): C commands from K closed-loop clients.
+    auto plan = bank::plan_commands(cfg.accounts, cfg.commands);
+    auto k = std::min(cfg.clients, std::max<size_t>(1, plan.size()));
+    std::vector<client> clients(k);
+    latch done{k};
+    for (size_t i = 0; i < k; ++i) {
+      clients[i].node = &node;
+      clients[i].plan = &plan;
+      clients[i].next = i;
+      clients[i].stride = k;
+      clients[i].done = &done;
+      clients[i].latencies_ns.reserve(plan.size() / k + 1);
+    }
+    auto start = clock_type::now();
+    for (auto& c : clients) c.send_next();
+    done.wait();
+    uint64_t accepted = 0, rejected = 0, failed = 0, last_position = 0;
+    std::vector<int64_t> lat;
+    lat.reserve(plan.size());
+    for (auto& c : clients) {
+      accepted += c.accepted;
+      rejected += c.rejected;
+      failed += c.failed;
+      last_position = std::max(last_position, c.max_position);
+      lat.insert(lat.end(), c.latencies_ns.begin(), c.latencies_ns.end());
+    }
+    // The run ends when the projection has applied every event as well.
+    auto projected = node.query<bank::balances>(
+      [](const bank::balances& b) { return std::make_pair(b.total, b.events); }, last_position);
+    auto elapsed = std::chrono::duration<double>(clock_type::now() - start).count();
+    if (!projected) {
+      std::fprintf(stderr, "projection query failed: %s\n", projected.error().describe().c_str());
+      return 1;
+    }
+
+    auto fold = fold_store(*store);
+    struct rusage ru {};
+    getrusage(RUSAGE_SELF, &ru);
+    std::printf("machine: %u cores\nstore: %s, sync: none (in-memory)\n", 
+                std::thread::hardware_concurrency(), cfg.store.c_str());
+    std::printf("accounts (A): %zu  commands (C): %zu  clients (K): %zu\n", cfg.accounts,
+                plan.size(), k);
+    std::printf("accepted: %llu  rejected: %llu  failed: %llu\n",
+                static_cast<unsigned long long>(accepted), static_cast<unsigned long long>(rejected),
+                static_cast<unsigned long long>(failed));
+    std::printf("throughput: %.0f commands/s (%.3f s)\n",
+                elapsed > 0 ? static_cast<double>(plan.size()) / elapsed : 0.0, elapsed);
+    std::printf("latency: p50 %.1f us  p99 %.1f us  p999 %.1f us\n", percentile(lat, 0.50) / 1e3,
+                percentile(lat, 0.99) / 1e3, percentile(lat, 0.999) / 1e3);
+    std::printf("peak RSS: %ld MiB\n", ru.ru_maxrss / 1024);
+    std::printf("projection total: %lld  store total: %lld  stored events: %llu  expected: %llu\n",
+                static_cast<long long>(projected->first), static_cast<long long>(fold.total),
+                static_cast<unsigned long long>(fold.events),
+                static_cast<unsigned long long>(cfg.accounts + accepted));
+    bool verified = fold.ok && failed == 0 && projected->first == fold.total &&
+                    projected->second == fold.events && fold.events == cfg.accounts + accepted;
+    std::printf("verification: %s\n", verified ? "PASSED" : "FAILED");
+    rc = verified ? 0 : 1;
+  } // the node stops every actor here; the process then exits promptly
+  return rc;
+}

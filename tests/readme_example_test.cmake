@@ -1,0 +1,22 @@
+# Fails if README.md no longer shows, verbatim, the account example compiled in
+# samples/bank/account.hpp (the block between the two "[account-example]" markers).
+# Run as: cmake -DSOURCE_DIR=<repo> -P readme_example_test.cmake
+file(READ "${SOURCE_DIR}/samples/bank/account.hpp" header)
+file(READ "${SOURCE_DIR}/README.md" readme)
+string(FIND "${header}" "// [account-example]\n" first)
+if(first EQUAL -1)
+  message(FATAL_ERROR "samples/bank/account.hpp has no [account-example] marker")
+endif()
+string(LENGTH "// [account-example]\n" marker_length)
+math(EXPR start "${first} + ${marker_length}")
+string(SUBSTRING "${header}" ${start} -1 rest)
+string(FIND "${rest}" "// [account-example]" stop)
+if(stop EQUAL -1)
+  message(FATAL_ERROR "samples/bank/account.hpp has no closing [account-example] marker")
+endif()
+string(SUBSTRING "${rest}" 0 ${stop} example)
+string(FIND "${readme}" "${example}" found)
+if(found EQUAL -1)
+  message(FATAL_ERROR "README.md does not contain the account example from samples/bank/account.hpp; copy it again")
+endif()
+message(STATUS "README shows the compiled account example")
