@@ -1,10 +1,14 @@
-// Aggregate actors (one per entity id) and the per-category router that spawns them.
+// Aggregate actors (one per entity id) and the per-category router that spawns,
+// forwards to, and passivates them.
+#include <chrono>
 #include <deque>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/exit_reason.hpp>
+#include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
 
 #include "log.hpp"
@@ -15,23 +19,44 @@ namespace cairn {
 
 namespace {
 
+/// What every aggregate of one category shares.
+struct aggregate_context {
+  std::shared_ptr<const aggregate_model> model;
+  std::shared_ptr<journal> store;
+  std::shared_ptr<snapshot_store> snapshots; // may be null
+  caf::actor journal_actor;
+  aggregate_options options;
+};
+
 struct aggregate_state {
   static inline const char* name = "cairn.aggregate";
 
   stream_id stream;
-  std::shared_ptr<const aggregate_model> model;
-  std::shared_ptr<journal> store;
-  caf::actor journal_actor;
+  std::shared_ptr<const aggregate_context> ctx;
   std::unique_ptr<aggregate_instance> instance;
   error broken; // set when the state could not be rebuilt from the store
   bool busy = false; // a command's append is in flight
+  bool stop_requested = false; // passivation: quit once idle
+  uint64_t snapshot_version = 0; // version of the last snapshot taken or loaded
   std::deque<std::pair<command_message, caf::response_promise>> waiting;
 
-  /// Rebuilds the state by replaying the stream from the store.
+  bool snapshots_on() const { return ctx->snapshots && ctx->options.snapshot_every > 0; }
+
+  /// Starts from the latest usable snapshot (if any), then replays the events after it.
   void recover() {
-    instance = model->make_instance();
+    instance = ctx->model->make_instance();
     broken = {};
-    auto events = read_stream_all(*store, stream);
+    snapshot_version = 0;
+    if (snapshots_on()) {
+      auto snap = ctx->snapshots->load(stream);
+      if (!snap) {
+        log().warn("aggregate {}: ignoring snapshot: {}", stream.str(), snap.error().describe());
+      } else if (*snap) {
+        if (auto ok = instance->restore(**snap); ok) snapshot_version = (*snap)->version;
+        else log().info("aggregate {}: ignoring snapshot: {}", stream.str(), ok.error().describe());
+      }
+    }
+    auto events = read_stream_all(*ctx->store, stream, instance->version() + 1);
     if (!events) {
       broken = events.error();
     } else {
@@ -44,6 +69,16 @@ struct aggregate_state {
       }
     }
     if (broken) log().error("aggregate {}: {}", stream.str(), broken.describe());
+  }
+
+  void maybe_snapshot() {
+    if (!snapshots_on() || instance->version() - snapshot_version < ctx->options.snapshot_every)
+      return;
+    snapshot_version = instance->version();
+    auto snap = instance->take_snapshot(stream);
+    if (!snap) return log().warn("aggregate {}: {}", stream.str(), snap.error().describe());
+    if (auto ok = ctx->snapshots->save(*snap); !ok)
+      log().warn("aggregate {}: snapshot not saved: {}", stream.str(), ok.error().describe());
   }
 };
 
@@ -69,7 +104,7 @@ void handle(aggregate_actor_t* self, command_message& cmd, caf::response_promise
   auto count = static_cast<uint32_t>(decided->size());
   st.busy = true;
   self
-    ->request(st.journal_actor, caf::infinite, append_atom::value,
+    ->request(st.ctx->journal_actor, caf::infinite, append_atom::value,
               append_request{st.stream, version, std::move(*decided)})
     .then(
       [self, rp, count](const append_result& r) mutable {
@@ -77,6 +112,8 @@ void handle(aggregate_actor_t* self, command_message& cmd, caf::response_promise
         if (auto ok = st.instance->commit(); !ok) {
           log().error("aggregate {}: {}; reloading", st.stream.str(), ok.error().describe());
           st.recover();
+        } else {
+          st.maybe_snapshot();
         }
         rp.deliver(command_reply{r.last_version, r.last_position, count});
         st.busy = false;
@@ -100,16 +137,14 @@ void process_queue(aggregate_actor_t* self) {
     st.waiting.pop_front();
     handle(self, next.first, next.second);
   }
+  if (st.stop_requested && !st.busy && st.waiting.empty()) self->quit();
 }
 
 caf::behavior aggregate_actor(aggregate_actor_t* self, stream_id stream,
-                              std::shared_ptr<const aggregate_model> model,
-                              std::shared_ptr<journal> store, caf::actor journal_actor) {
+                              std::shared_ptr<const aggregate_context> ctx) {
   auto& st = self->state;
   st.stream = std::move(stream);
-  st.model = std::move(model);
-  st.store = std::move(store);
-  st.journal_actor = std::move(journal_actor);
+  st.ctx = std::move(ctx);
   st.recover();
   return {
     // Commands run strictly one at a time, in arrival order: while one's events
@@ -121,77 +156,162 @@ caf::behavior aggregate_actor(aggregate_actor_t* self, stream_id stream,
       else handle(self, cmd, rp);
       return rp;
     },
+    // From the router: this instance was idle; stop once the commands it already
+    // has are done (the router holds new ones until this actor is down).
+    [self](passivate_atom) {
+      self->state.stop_requested = true;
+      process_queue(self);
+    },
   };
 }
 
+using steady = std::chrono::steady_clock;
+
+struct live_aggregate {
+  caf::actor actor;
+  steady::time_point last_used;
+};
+
 struct router_state {
   static inline const char* name = "cairn.router";
-  std::shared_ptr<const aggregate_model> model;
-  std::shared_ptr<journal> store;
-  caf::actor journal_actor;
-  std::unordered_map<std::string, caf::actor> live;
+  std::shared_ptr<const aggregate_context> ctx;
+  std::unordered_map<std::string, live_aggregate> live;
   std::unordered_map<caf::actor_addr, std::string> ids;
+  /// Instances told to passivate and not yet down; commands for them wait here.
+  std::unordered_map<std::string, std::vector<std::pair<caf::response_promise, command_message>>>
+    draining;
+  /// The live aggregates' addresses, shared with the router's exit functor.
+  std::shared_ptr<std::unordered_set<caf::actor_addr>> children =
+    std::make_shared<std::unordered_set<caf::actor_addr>>();
+  bool ticking = false;
   bool stopping = false; // told to exit; waiting for the aggregates to go
   caf::error stop_reason;
 };
 
 using router_actor_t = caf::stateful_actor<router_state>;
 
-caf::behavior router_actor(router_actor_t* self, std::shared_ptr<const aggregate_model> model,
-                           caf::actor journal_actor, std::shared_ptr<journal> store) {
-  self->state.model = std::move(model);
-  self->state.store = std::move(store);
-  self->state.journal_actor = std::move(journal_actor);
-  // Aggregates are linked, so they die with the router even if it crashes, and
-  // monitored: the router stops only once every aggregate is down, so a stopped
-  // router means stopped aggregates. An aggregate that dies on its own is
-  // forgotten and respawned (and recovered) by its next command.
+caf::actor spawn_aggregate(router_actor_t* self, const std::string& id) {
+  auto& st = self->state;
+  auto agg = self->spawn(aggregate_actor,
+                                      stream_id{std::string{st.ctx->model->category()}, id},
+                                      st.ctx);
+  self->monitor(agg);
+  st.ids.emplace(agg.address(), id);
+  st.children->insert(agg.address());
+  st.live.emplace(id, live_aggregate{agg, steady::now()});
+  auto idle = st.ctx->options.passivate_after;
+  if (idle.count() > 0 && !st.ticking) {
+    st.ticking = true;
+    self->delayed_send(self, std::max<caf::timespan>(idle / 4, std::chrono::milliseconds{10}),
+                       tick_atom::value);
+  }
+  return agg;
+}
+
+/// Passivates instances idle longer than passivate_after. One periodic tick per
+/// router instead of a timer per aggregate keeps the clock thread out of the
+/// command path.
+void passivate_idle(router_actor_t* self) {
+  auto& st = self->state;
+  auto idle = st.ctx->options.passivate_after;
+  auto cutoff = steady::now() - idle;
+  for (auto it = st.live.begin(); it != st.live.end();) {
+    if (it->second.last_used <= cutoff) {
+      self->send(it->second.actor, passivate_atom::value);
+      st.draining.try_emplace(it->first);
+      it = st.live.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  st.ticking = !st.live.empty() && !st.stopping;
+  if (st.ticking)
+    self->delayed_send(self, std::max<caf::timespan>(idle / 4, std::chrono::milliseconds{10}),
+                       tick_atom::value);
+}
+
+caf::behavior router_actor(router_actor_t* self, std::shared_ptr<const aggregate_context> ctx) {
+  self->state.ctx = std::move(ctx);
+  // Aggregates are monitored: the router stops only once every aggregate is down,
+  // so a stopped router means stopped aggregates. Should the router die any other
+  // way, the functor below takes its aggregates along. An aggregate that dies on
+  // its own is forgotten and respawned (and recovered) by its next command.
   self->set_exit_handler([self](const caf::exit_msg& em) {
     auto& st = self->state;
-    if (st.ids.count(em.source) || st.stopping) return; // its down_msg follows
+    if (st.stopping) return;
     st.stopping = true;
     st.stop_reason = em.reason;
-    for (auto& kv : st.live) self->send_exit(kv.second, em.reason);
-    if (st.live.empty()) self->quit(st.stop_reason);
+    for (auto& kv : st.ids) self->send_exit(kv.first, em.reason);
+    if (st.ids.empty()) self->quit(st.stop_reason);
+  });
+  self->attach_functor([children = self->state.children] {
+    for (auto& addr : *children) caf::anon_send_exit(addr, caf::exit_reason::user_shutdown);
   });
   self->set_down_handler([self](const caf::down_msg& dm) {
     auto& st = self->state;
     auto it = st.ids.find(dm.source);
     if (it == st.ids.end()) return;
-    if (dm.reason && !st.stopping)
-      log().warn("aggregate {}-{} stopped: {}", st.model->category(), it->second,
-                 caf::to_string(dm.reason));
-    st.live.erase(it->second);
+    auto id = std::move(it->second);
     st.ids.erase(it);
-    if (st.stopping && st.live.empty()) self->quit(st.stop_reason);
+    st.children->erase(dm.source);
+    if (auto d = st.draining.find(id); d != st.draining.end()) {
+      // Passivated: commands that arrived meanwhile go to a fresh instance.
+      auto queued = std::move(d->second);
+      st.draining.erase(d);
+      if (!queued.empty() && !st.stopping) {
+        auto agg = spawn_aggregate(self, id);
+        for (auto& q : queued) q.first.delegate(agg, command_atom::value, std::move(q.second));
+      } else {
+        for (auto& q : queued)
+          q.first.deliver(to_caf(error{errc::unavailable, "the node is stopping"}));
+      }
+    } else {
+      if (dm.reason && !st.stopping)
+        log().warn("aggregate {}-{} stopped: {}", st.ctx->model->category(), id,
+                   caf::to_string(dm.reason));
+      st.live.erase(id);
+    }
+    if (st.stopping && st.ids.empty()) self->quit(st.stop_reason);
   });
   return {
     [self](command_atom a, command_message& cmd) -> caf::result<caf::message> {
       auto& st = self->state;
       if (st.stopping) return to_caf(error{errc::unavailable, "the node is stopping"});
-      if (cmd.target.category != st.model->category())
-        return to_caf(error{errc::invalid_argument, "router of " +
-                                                      std::string{st.model->category()} +
-                                                      " got a command for " + cmd.target.str()});
+      if (cmd.target.category != st.ctx->model->category())
+        return to_caf(error{errc::invalid_argument,
+                            "router of " + std::string{st.ctx->model->category()} +
+                              " got a command for " + cmd.target.str()});
       auto it = st.live.find(cmd.target.id);
       if (it == st.live.end()) {
+        if (auto d = st.draining.find(cmd.target.id); d != st.draining.end()) {
+          auto rp = self->make_response_promise();
+          d->second.emplace_back(rp, std::move(cmd));
+          return rp;
+        }
         if (auto ok = cmd.target.validate(); !ok) return to_caf(ok.error());
-        auto agg = self->spawn<caf::linked>(aggregate_actor, cmd.target, st.model, st.store,
-                                            st.journal_actor);
-        self->monitor(agg);
-        st.ids.emplace(agg.address(), cmd.target.id);
-        it = st.live.emplace(cmd.target.id, std::move(agg)).first;
+        spawn_aggregate(self, cmd.target.id);
+        it = st.live.find(cmd.target.id);
+      } else if (st.ctx->options.passivate_after.count() > 0) {
+        it->second.last_used = steady::now();
       }
-      return self->delegate(it->second, a, std::move(cmd));
+      return self->delegate(it->second.actor, a, std::move(cmd));
     },
+    [self](tick_atom) { passivate_idle(self); },
   };
 }
 
 } // namespace
 
 caf::actor spawn_router(caf::actor_system& sys, std::shared_ptr<const aggregate_model> model,
-                        caf::actor journal_actor, std::shared_ptr<journal> store) {
-  return sys.spawn(router_actor, std::move(model), std::move(journal_actor), std::move(store));
+                        caf::actor journal_actor, std::shared_ptr<journal> store,
+                        std::shared_ptr<snapshot_store> snapshots, aggregate_options opts) {
+  auto ctx = std::make_shared<aggregate_context>();
+  ctx->model = std::move(model);
+  ctx->store = std::move(store);
+  ctx->snapshots = std::move(snapshots);
+  ctx->journal_actor = std::move(journal_actor);
+  ctx->options = opts;
+  return sys.spawn(router_actor, std::shared_ptr<const aggregate_context>{std::move(ctx)});
 }
 
 } // namespace cairn

@@ -64,7 +64,11 @@ node_config::node_config() {
   caf::config_option_adder{custom_options_, "cairn"}
     .add(options.log_level, "log-level", "trace|debug|info|warn|error|critical|off")
     .add(options.command_timeout, "command-timeout", "how long a command may take")
-    .add(options.query_timeout, "query-timeout", "how long a query waits for its position");
+    .add(options.query_timeout, "query-timeout", "how long a query waits for its position")
+    .add(options.aggregates.snapshot_every, "snapshot-every",
+         "snapshot an aggregate every N events (0: never)")
+    .add(options.aggregates.passivate_after, "passivate-after",
+         "stop aggregates idle this long (0: never)");
 }
 
 } // namespace cairn

@@ -28,6 +28,8 @@ using query_atom = caf::atom_constant<caf::atom("query")>;
 using expire_atom = caf::atom_constant<caf::atom("expire")>;
 using dispatch_atom = caf::atom_constant<caf::atom("dispatch")>;
 using position_atom = caf::atom_constant<caf::atom("position")>;
+using passivate_atom = caf::atom_constant<caf::atom("passivate")>;
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
 
 /// The category under which cairn::errc codes travel inside caf::error.
 constexpr caf::atom_value error_category = caf::atom("cairn");

@@ -97,6 +97,7 @@ struct node::impl {
   caf::actor_system* sys = nullptr;
   node_options opts;
   std::shared_ptr<journal> store;
+  std::shared_ptr<snapshot_store> snapshots;
   caf::actor journal_actor;
   std::vector<caf::actor> dispatchers;
 
@@ -117,19 +118,24 @@ struct node::impl {
   }
 };
 
-node::node(node_config& cfg, std::shared_ptr<journal> store) : impl_(std::make_unique<impl>()) {
+node::node(node_config& cfg, std::shared_ptr<journal> store,
+           std::shared_ptr<snapshot_store> snapshots)
+  : impl_(std::make_unique<impl>()) {
   impl_->owned = std::make_unique<caf::actor_system>(cfg);
   impl_->sys = impl_->owned.get();
   impl_->opts = cfg.options;
   impl_->store = std::move(store);
+  impl_->snapshots = std::move(snapshots);
   impl_->start();
 }
 
-node::node(caf::actor_system& sys, std::shared_ptr<journal> store, node_options opts)
+node::node(caf::actor_system& sys, std::shared_ptr<journal> store, node_options opts,
+           std::shared_ptr<snapshot_store> snapshots)
   : impl_(std::make_unique<impl>()) {
   impl_->sys = &sys;
   impl_->opts = std::move(opts);
   impl_->store = std::move(store);
+  impl_->snapshots = std::move(snapshots);
   impl_->start();
 }
 
@@ -137,15 +143,17 @@ node::~node() {
   shutdown();
 }
 
-expected<void> node::add_aggregate(std::shared_ptr<const aggregate_model> model) {
+expected<void> node::add_aggregate(std::shared_ptr<const aggregate_model> model,
+                                   aggregate_options opts) {
   std::string category{model->category()};
   if (auto ok = stream_id{category, "x"}.validate(); !ok) return ok.error();
   std::unique_lock<std::shared_mutex> guard{impl_->mutex};
   if (impl_->stopped) return error{errc::unavailable, "node is shut down"};
   if (impl_->routers.count(category))
     return error{errc::invalid_argument, "aggregate category " + category + " is already registered"};
-  impl_->routers.emplace(category, spawn_router(*impl_->sys, std::move(model),
-                                                impl_->journal_actor, impl_->store));
+  impl_->routers.emplace(category,
+                         spawn_router(*impl_->sys, std::move(model), impl_->journal_actor,
+                                      impl_->store, impl_->snapshots, opts));
   return {};
 }
 

@@ -10,6 +10,8 @@
 
 #include "cairn/aggregate_model.hpp"
 #include "cairn/journal.hpp"
+#include "cairn/node_options.hpp"
+#include "cairn/snapshot_store.hpp"
 #include "cairn/projection.hpp"
 
 namespace cairn {
@@ -21,7 +23,8 @@ caf::actor spawn_journal(caf::actor_system& sys, std::shared_ptr<journal> store)
 /// The router of one aggregate category: spawns one aggregate actor per entity
 /// id on first command and forwards commands to it.
 caf::actor spawn_router(caf::actor_system& sys, std::shared_ptr<const aggregate_model> model,
-                        caf::actor journal_actor, std::shared_ptr<journal> store);
+                        caf::actor journal_actor, std::shared_ptr<journal> store,
+                        std::shared_ptr<snapshot_store> snapshots, aggregate_options opts);
 
 /// A projection actor: subscribes from position 1, applies events, answers queries.
 caf::actor spawn_projection(caf::actor_system& sys, std::shared_ptr<const projection_model> model,

@@ -54,6 +54,11 @@ struct account {
 // [account-example]
 
 // One declaration per type gives it a stable name, a schema version and codecs.
+// The account's own schema lets the node snapshot its state.
+inline auto describe(cairn::type<account>) {
+  return cairn::schema<account>("account", 1, cairn::field("is_open", &account::is_open),
+                                cairn::field("balance", &account::balance));
+}
 inline auto describe(cairn::type<open>) {
   return cairn::schema<open>("open", 1, cairn::field("owner", &open::owner));
 }

@@ -15,6 +15,7 @@
 #include "cairn/node_options.hpp"
 #include "cairn/projection.hpp"
 #include "cairn/query.hpp"
+#include "cairn/snapshot_store.hpp"
 
 namespace caf {
 class actor_system;
@@ -30,13 +31,16 @@ using reply_handler = std::function<void(expected<command_reply>)>;
 
 class node {
 public:
-  /// Starts an actor system from `cfg` (which must outlive the node) over `store`.
-  node(node_config& cfg, std::shared_ptr<journal> store);
+  /// Starts an actor system from `cfg` (which must outlive the node) over `store`,
+  /// with snapshots in `snapshots` (none if null).
+  node(node_config& cfg, std::shared_ptr<journal> store,
+       std::shared_ptr<snapshot_store> snapshots = nullptr);
 
   /// Attaches to an existing actor system, whose config must have had
   /// cairn::add_message_types() applied (node_config does that). The node
   /// stops only the actors it spawned.
-  node(caf::actor_system& sys, std::shared_ptr<journal> store, node_options opts = {});
+  node(caf::actor_system& sys, std::shared_ptr<journal> store, node_options opts = {},
+       std::shared_ptr<snapshot_store> snapshots = nullptr);
 
   /// Stops every actor of this node (see shutdown()).
   ~node();
@@ -50,11 +54,17 @@ public:
   /// events share a type name).
   template <class A>
   expected<void> register_aggregate() {
+    return register_aggregate<A>(options().aggregates);
+  }
+
+  /// As above, with this type's own snapshot and passivation settings.
+  template <class A>
+  expected<void> register_aggregate(aggregate_options opts) {
     using traits = aggregate_traits<A>;
     for (auto problem : {traits::command_codec::check_names(), traits::event_codec::check_names()})
       if (!problem.empty())
         return error{errc::invalid_argument, std::string{traits::category()} + ": " + problem};
-    return add_aggregate(make_aggregate_model<A>());
+    return add_aggregate(make_aggregate_model<A>(), opts);
   }
 
   /// Hosts projection P: its actor rebuilds the read model from the whole store,
@@ -127,7 +137,8 @@ public:
   void send_command(command_message cmd, reply_handler on_reply);
   expected<command_reply> execute_command(command_message cmd);
   void send_query(std::string_view projection, query_job job);
-  expected<void> add_aggregate(std::shared_ptr<const aggregate_model> model);
+  expected<void> add_aggregate(std::shared_ptr<const aggregate_model> model,
+                               aggregate_options opts);
   expected<void> add_projection(std::shared_ptr<const projection_model> model);
 
   /// Stops routers (and their aggregates), projections and the journal actor, and

@@ -12,8 +12,17 @@ namespace cairn::testkit {
 
 class test_node {
 public:
-  /// A node with `threads` scheduler threads over `store` (a fresh memory journal by default).
-  explicit test_node(size_t threads = 2, std::shared_ptr<journal> store = make_memory_journal());
+  /// A node with `threads` scheduler threads over `store` (a fresh memory journal by
+  /// default), logging only warnings, with `opts` and optional snapshots.
+  explicit test_node(size_t threads = 2, std::shared_ptr<journal> store = make_memory_journal(),
+                     node_options opts = quiet(), std::shared_ptr<snapshot_store> snapshots = nullptr);
+
+  /// Default options with log level "warn".
+  static node_options quiet() {
+    node_options o;
+    o.log_level = "warn";
+    return o;
+  }
   ~test_node();
 
   node& get() { return *node_; }

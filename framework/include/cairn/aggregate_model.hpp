@@ -10,6 +10,7 @@
 #include "cairn/aggregate.hpp"
 #include "cairn/command.hpp"
 #include "cairn/expected.hpp"
+#include "cairn/snapshot_store.hpp"
 
 namespace cairn {
 
@@ -35,6 +36,15 @@ public:
 
   /// Drops the pending events of the last decide() (their append failed).
   virtual void discard() = 0;
+
+  /// The state as a snapshot at version(). Errors: not_found if the aggregate type
+  /// has no schema (declare `describe(cairn::type<A>)` to enable snapshots).
+  virtual expected<snapshot> take_snapshot(const stream_id& stream) const = 0;
+
+  /// Replaces the state with a snapshot's. Errors: invalid_argument if the snapshot
+  /// is of another type or schema version (replay from the start instead),
+  /// corrupt if its bytes do not decode. On error the state is unchanged.
+  virtual expected<void> restore(const snapshot& s) = 0;
 
   /// The version of the last event folded into the state (0 for a new aggregate).
   uint64_t version() const noexcept { return version_; }
@@ -109,6 +119,35 @@ public:
   }
 
   void discard() override { pending_.clear(); }
+
+  expected<snapshot> take_snapshot(const stream_id& stream) const override {
+    if constexpr (is_described_v<A>) {
+      auto s = schema_of<A>();
+      return snapshot{stream, version_, std::string{s.name}, s.version, now_ns(), encode(state_)};
+    } else {
+      return error{errc::not_found, std::string{traits::category()} +
+                                      " has no schema, so it cannot be snapshotted"};
+    }
+  }
+
+  expected<void> restore(const snapshot& snap) override {
+    if constexpr (is_described_v<A>) {
+      auto s = schema_of<A>();
+      if (snap.type != s.name || snap.schema_version != s.version)
+        return error{errc::invalid_argument,
+                     "snapshot of " + snap.stream.str() + " is " + snap.type + " v" +
+                       std::to_string(snap.schema_version) + ", the aggregate is " +
+                       std::string{s.name} + " v" + std::to_string(s.version)};
+      auto state = decode<A>(snap.state);
+      if (!state) return error{errc::corrupt, "snapshot of " + snap.stream.str() + ": " +
+                                                state.error().message()};
+      state_ = std::move(*state);
+      version_ = snap.version;
+      return {};
+    } else {
+      return error{errc::not_found, std::string{traits::category()} + " has no schema"};
+    }
+  }
 
   const A& state() const { return state_; }
 

@@ -1,0 +1,43 @@
+// Snapshots: an aggregate's encoded state at a stream version, so recovery can
+// start there and replay only the events after it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "cairn/envelope.hpp"
+#include "cairn/expected.hpp"
+
+namespace cairn {
+
+struct snapshot {
+  stream_id stream;
+  uint64_t version = 0;        ///< the last event folded into `state`
+  std::string type;            ///< the state type's schema name
+  uint32_t schema_version = 1; ///< the state type's schema version when saved
+  int64_t timestamp_ns = 0;
+  bytes state;                 ///< encoded by the state type's codec
+};
+
+/// Keeps the latest snapshot per stream. Thread-safe. Snapshots are an
+/// optimization: losing or refusing one only costs a longer replay.
+class snapshot_store {
+public:
+  virtual ~snapshot_store() = default;
+  /// Stores `s` as the latest snapshot of its stream. Errors: unavailable (I/O).
+  virtual expected<void> save(const snapshot& s) = 0;
+  /// The latest snapshot of `stream`, or nullopt if none. Errors: corrupt (a
+  /// damaged snapshot: replay from the start instead), unavailable.
+  virtual expected<std::optional<snapshot>> load(const stream_id& stream) const = 0;
+};
+
+/// Snapshots in memory (tests).
+std::shared_ptr<snapshot_store> make_memory_snapshot_store();
+
+/// Snapshots as one checksummed file per stream under `dir`, replaced atomically
+/// (write, then rename). A torn or damaged file reads as errc::corrupt.
+expected<std::shared_ptr<snapshot_store>> open_file_snapshot_store(const std::string& dir);
+
+} // namespace cairn
