@@ -1,0 +1,104 @@
+// Snapshot stores: memory and file keep the latest snapshot per stream; a damaged
+// snapshot file reads as corrupt, never as a wrong state.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+#include <unistd.h>
+
+#include <cairn/snapshot_store.hpp>
+
+namespace fs = std::filesystem;
+using namespace cairn;
+
+namespace {
+
+snapshot make(const std::string& id, uint64_t version, bytes state) {
+  return snapshot{{"account", id}, version, "account", 1, 1234, std::move(state)};
+}
+
+struct temp_dir {
+  fs::path path = fs::temp_directory_path() /
+                  ("cairn-snap-" + std::to_string(getpid()) + "-" + std::to_string(counter()++));
+  temp_dir() { fs::create_directories(path); }
+  ~temp_dir() { fs::remove_all(path); }
+  static int& counter() {
+    static int n = 0;
+    return n;
+  }
+};
+
+void check_basic_contract(snapshot_store& store) {
+  auto none = store.load({"account", "missing"});
+  REQUIRE(none);
+  REQUIRE_FALSE(none->has_value());
+  REQUIRE(store.save(make("a1", 10, {1, 2, 3})));
+  REQUIRE(store.save(make("a2", 5, {9})));
+  REQUIRE(store.save(make("a1", 20, {4, 5})));
+  auto a1 = store.load({"account", "a1"});
+  REQUIRE(a1);
+  REQUIRE(a1->has_value());
+  REQUIRE((*a1)->version == 20);
+  REQUIRE((*a1)->state == bytes{4, 5});
+  REQUIRE((*a1)->type == "account");
+  REQUIRE((*a1)->schema_version == 1);
+  REQUIRE((*a1)->timestamp_ns == 1234);
+  auto a2 = store.load({"account", "a2"});
+  REQUIRE((*a2)->version == 5);
+}
+
+} // namespace
+
+TEST_CASE("the memory snapshot store keeps the latest snapshot per stream") {
+  auto store = make_memory_snapshot_store();
+  check_basic_contract(*store);
+}
+
+TEST_CASE("the file snapshot store keeps the latest snapshot per stream across reopening") {
+  temp_dir dir;
+  {
+    auto store = open_file_snapshot_store(dir.path.string());
+    REQUIRE(store);
+    check_basic_contract(**store);
+  }
+  auto again = open_file_snapshot_store(dir.path.string());
+  REQUIRE(again);
+  auto a1 = (*again)->load({"account", "a1"});
+  REQUIRE(a1);
+  REQUIRE((*a1)->version == 20);
+}
+
+TEST_CASE("a torn or flipped snapshot file reads as corrupt") {
+  temp_dir dir;
+  auto store = open_file_snapshot_store(dir.path.string());
+  REQUIRE(store);
+  REQUIRE((*store)->save(make("t1", 3, bytes(100, 7))));
+  fs::path file;
+  for (auto& entry : fs::directory_iterator{dir.path}) file = entry.path();
+  REQUIRE_FALSE(file.empty());
+  auto size = fs::file_size(file);
+
+  SECTION("torn") {
+    fs::resize_file(file, size / 2);
+  }
+  SECTION("flipped") {
+    std::fstream f{file, std::ios::in | std::ios::out | std::ios::binary};
+    f.seekp(static_cast<std::streamoff>(size - 10));
+    f.put('\x55');
+  }
+  auto loaded = (*store)->load({"account", "t1"});
+  REQUIRE_FALSE(loaded);
+  REQUIRE(is_corrupt(loaded.error()));
+}
+
+TEST_CASE("long stream names with a common prefix get separate snapshot files") {
+  temp_dir dir;
+  auto store = open_file_snapshot_store(dir.path.string());
+  REQUIRE(store);
+  std::string prefix(300, 'x');
+  REQUIRE((*store)->save(make(prefix + "1", 1, {1})));
+  REQUIRE((*store)->save(make(prefix + "2", 2, {2})));
+  REQUIRE((*(*store)->load({"account", prefix + "1"}))->version == 1);
+  REQUIRE((*(*store)->load({"account", prefix + "2"}))->version == 2);
+}

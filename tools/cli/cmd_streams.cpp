@@ -1,0 +1,122 @@
+// cairn streams and cairn stats: what a data folder holds.
+#include <algorithm>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include <cairn/file_journal.hpp>
+
+#include "cli.hpp"
+
+namespace cairn::cli {
+namespace {
+
+constexpr const char* streams_help = R"(Usage: cairn [--data DIR] streams [--json]
+
+Lists every stream that has events, sorted by name, one per line: the name, a tab,
+and the stream's version (its number of events). Opens the folder read-only.
+
+Options:
+  --json      one JSON object per line: {"stream":"account-1","version":3}
+  --data DIR  the data folder (default ./data)
+)";
+
+constexpr const char* stats_help = R"(Usage: cairn [--data DIR] stats [--json]
+
+Shows the number of events, streams and segment files, the bytes in segment files,
+the head position and the times of the first and last event. Works beside a running
+node (reads only).
+
+Options:
+  --json      one JSON object instead of text
+  --data DIR  the data folder (default ./data)
+)";
+
+} // namespace
+
+int run_streams(context& ctx, std::vector<std::string> args) {
+  arg_reader r(ctx, std::move(args));
+  if (r.help()) {
+    std::cout << streams_help;
+    return exit_ok;
+  }
+  bool json = false;
+  while (r.next()) {
+    if (r.flag("--json"))
+      json = true;
+    else if (r.positional())
+      throw usage_error("unexpected argument \"" + printable(r.current()) + "\"");
+  }
+  auto store = open_reader(ctx);
+  if (!store) return fail("streams", store.error().describe());
+  auto streams = (*store)->list_streams();
+  if (!streams) return fail("streams", streams.error().describe());
+  std::vector<std::pair<std::string, uint64_t>> rows;
+  rows.reserve(streams->size());
+  for (auto& s : *streams) {
+    auto version = (*store)->stream_version(s);
+    if (!version) return fail("streams", version.error().describe());
+    rows.emplace_back(s.str(), *version);
+  }
+  std::sort(rows.begin(), rows.end());
+  for (auto& [name, version] : rows) {
+    if (json)
+      std::cout << nlohmann::ordered_json{{"stream", name}, {"version", version}}.dump(
+                     -1, ' ', false, nlohmann::json::error_handler_t::replace)
+                << '\n';
+    else
+      std::cout << printable(name) << '\t' << version << '\n';
+  }
+  std::cout.flush();
+  return std::cout ? exit_ok : fail("streams", "cannot write the output");
+}
+
+int run_stats(context& ctx, std::vector<std::string> args) {
+  arg_reader r(ctx, std::move(args));
+  if (r.help()) {
+    std::cout << stats_help;
+    return exit_ok;
+  }
+  bool json = false;
+  while (r.next()) {
+    if (r.flag("--json"))
+      json = true;
+    else if (r.positional())
+      throw usage_error("unexpected argument \"" + printable(r.current()) + "\"");
+  }
+  if (auto ok = require_data_dir(ctx); !ok) return fail("stats", ok.error().describe());
+  auto stats = file_journal_statistics(ctx.data_dir);
+  if (!stats) return fail("stats", stats.error().describe());
+  const auto& s = *stats;
+  bool empty = s.events == 0;
+  if (json) {
+    nlohmann::ordered_json j{{"events", s.events},
+                             {"streams", s.streams},
+                             {"segments", s.segments},
+                             {"bytes", s.bytes},
+                             {"head_position", s.head_position},
+                             {"first_timestamp_ns", nullptr},
+                             {"first_time", nullptr},
+                             {"last_timestamp_ns", nullptr},
+                             {"last_time", nullptr}};
+    if (!empty) {
+      j["first_timestamp_ns"] = s.first_timestamp_ns;
+      j["first_time"] = format_time(s.first_timestamp_ns);
+      j["last_timestamp_ns"] = s.last_timestamp_ns;
+      j["last_time"] = format_time(s.last_timestamp_ns);
+    }
+    std::cout << j.dump() << '\n';
+  } else {
+    std::cout << "events:         " << s.events << '\n'
+              << "streams:        " << s.streams << '\n'
+              << "segments:       " << s.segments << '\n'
+              << "bytes:          " << s.bytes << '\n'
+              << "head position:  " << s.head_position << '\n'
+              << "first event:    " << (empty ? "-" : format_time(s.first_timestamp_ns)) << '\n'
+              << "last event:     " << (empty ? "-" : format_time(s.last_timestamp_ns)) << '\n';
+  }
+  std::cout.flush();
+  return std::cout ? exit_ok : fail("stats", "cannot write the output");
+}
+
+} // namespace cairn::cli

@@ -1,0 +1,186 @@
+// Helpers shared by the cairn subcommands: argument reading, opening the store, formatting.
+#include "cli.hpp"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <iostream>
+
+#include <cairn/file_journal.hpp>
+
+namespace cairn::cli {
+
+arg_reader::arg_reader(context& ctx, std::vector<std::string> args)
+    : ctx_(ctx), args_(std::move(args)) {
+  for (auto& a : args_) {
+    if (a == "--") break;
+    if (a == "--help" || a == "-h") help_ = true;
+  }
+}
+
+bool arg_reader::next() {
+  ++index_;
+  return index_ < args_.size();
+}
+
+bool arg_reader::flag(const char* name) { return !only_positional_ && current() == name; }
+
+bool arg_reader::option(const char* name, std::string& value) {
+  if (only_positional_) return false;
+  const std::string& a = current();
+  std::string prefix = std::string(name) + "=";
+  if (a == name) {
+    if (index_ + 1 >= args_.size()) throw usage_error(std::string(name) + " needs a value");
+    value = args_[++index_];
+    return true;
+  }
+  if (a.compare(0, prefix.size(), prefix) == 0) {
+    value = a.substr(prefix.size());
+    return true;
+  }
+  return false;
+}
+
+bool arg_reader::positional() {
+  if (only_positional_) return true;
+  const std::string& a = current();
+  if (a == "--") {
+    only_positional_ = true;
+    return false;
+  }
+  if (a == "--help" || a == "-h") return false;
+  std::string dir;
+  if (option("--data", dir)) {
+    if (dir.empty()) throw usage_error("--data needs a non-empty folder name");
+    ctx_.data_dir = dir;
+    return false;
+  }
+  if (a.size() > 1 && a[0] == '-') throw usage_error("unknown option " + a);
+  return true;
+}
+
+uint64_t parse_count(const std::string& text, const std::string& what) {
+  if (text.empty() || text.size() > 20 || text.find_first_not_of("0123456789") != std::string::npos)
+    throw usage_error(what + " needs a non-negative integer, not \"" + printable(text) + "\"");
+  errno = 0;
+  unsigned long long v = std::strtoull(text.c_str(), nullptr, 10);
+  if (errno == ERANGE) throw usage_error(what + " value " + text + " is too large");
+  return v;
+}
+
+int fail(const std::string& command, const std::string& message) {
+  std::cout.flush();
+  std::cerr << "cairn " << command << ": " << message << '\n';
+  return exit_failed;
+}
+
+expected<void> require_data_dir(const context& ctx) {
+  struct stat st;
+  if (::stat(ctx.data_dir.c_str(), &st) != 0)
+    return error{errc::unavailable, "data folder " + ctx.data_dir + ": " + std::strerror(errno) +
+                                      " (choose the folder with --data DIR)"};
+  if (!S_ISDIR(st.st_mode))
+    return error{errc::unavailable, "data folder " + ctx.data_dir + " is not a directory"};
+  return {};
+}
+
+file_journal_options store_options(bool read_only) {
+  file_journal_options options;
+  options.read_only = read_only;
+  // Readers trust the checked index files (verify checks every record itself).
+  if (read_only) options.verify_on_open = false;
+  options.log = [](const std::string& message) { std::cerr << "cairn: store: " << message << '\n'; };
+  return options;
+}
+
+expected<std::shared_ptr<journal>> open_reader(const context& ctx) {
+  if (auto ok = require_data_dir(ctx); !ok) return std::move(ok).error();
+  return open_file_journal(ctx.data_dir, store_options(true));
+}
+
+std::string format_time(int64_t timestamp_ns) {
+  // Floor division, so times before 1970 still get a nanosecond part in [0, 1e9).
+  int64_t seconds = timestamp_ns / 1000000000;
+  int64_t nanos = timestamp_ns % 1000000000;
+  if (nanos < 0) {
+    nanos += 1000000000;
+    seconds -= 1;
+  }
+  std::time_t t = static_cast<std::time_t>(seconds);
+  std::tm tm{};
+  if (!::gmtime_r(&t, &tm)) return std::to_string(timestamp_ns) + "ns";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%09lldZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<long long>(nanos));
+  return buf;
+}
+
+std::string to_hex(const bytes& data) {
+  static const char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(data.size() * 3);
+  for (size_t i = 0; i < data.size(); ++i) {
+    if (i > 0) out += ' ';
+    out += digits[data[i] >> 4];
+    out += digits[data[i] & 15];
+  }
+  return out;
+}
+
+std::string printable(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    auto u = static_cast<unsigned char>(c);
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (u < 0x20 || u == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", u);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string format_event_text(const envelope& e) {
+  std::string out = "position " + std::to_string(e.position) + "  " + printable(e.stream.str()) +
+                    "  version " + std::to_string(e.version) + "  " + format_time(e.timestamp_ns) +
+                    "\n";
+  out += "  type: " + printable(e.type) + " (schema " + std::to_string(e.schema_version) + ")\n";
+  if (!e.meta.correlation_id.empty())
+    out += "  correlation_id: " + printable(e.meta.correlation_id) + "\n";
+  if (!e.meta.causation_id.empty())
+    out += "  causation_id: " + printable(e.meta.causation_id) + "\n";
+  for (auto& [key, value] : e.meta.entries)
+    out += "  meta " + printable(key) + ": " + printable(value) + "\n";
+  out += "  payload (" + std::to_string(e.payload.size()) + " bytes)";
+  // 32 bytes of hex per line keeps long payloads readable.
+  constexpr size_t per_line = 32;
+  if (e.payload.empty()) {
+    out += "\n";
+  } else if (e.payload.size() <= per_line) {
+    out += ": " + to_hex(e.payload) + "\n";
+  } else {
+    out += ":\n";
+    for (size_t i = 0; i < e.payload.size(); i += per_line) {
+      size_t n = std::min(per_line, e.payload.size() - i);
+      out += "    " + to_hex(bytes(e.payload.begin() + static_cast<std::ptrdiff_t>(i),
+                                     e.payload.begin() + static_cast<std::ptrdiff_t>(i + n))) +
+             "\n";
+    }
+  }
+  return out;
+}
+
+} // namespace cairn::cli
