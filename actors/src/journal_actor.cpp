@@ -1,5 +1,6 @@
 // The journal actor: group commit in front of a store, and the publisher of
 // committed events.
+#include <chrono>
 #include <mutex>
 
 #include <caf/actor_system.hpp>
@@ -33,6 +34,16 @@ struct journal_state {
   std::vector<caf::response_promise> promises;
   bool flush_scheduled = false;
 
+  // Adaptive linger: after a slow (durable) write, the appenders it answered need
+  // a moment to send their next appends. Flushing at the first arrival would split
+  // them over two writes, so while the batch is smaller than the last one, wait
+  // until it is as large, or a quarter of the last write's duration (at most
+  // 2 ms) has passed.
+  size_t last_batch = 0;
+  bool lingering = false;
+  uint64_t flush_id = 0; // flush messages carry it: a stale (superseded) one is ignored
+  std::chrono::nanoseconds last_write{0};
+
   std::vector<caf::actor> subscribers;
 
   ~journal_state() {
@@ -54,20 +65,25 @@ void publish(journal_actor_t* self) {
   for (auto& s : self->state.subscribers) self->send(s, msg);
 }
 
-void flush(journal_actor_t* self) {
+void flush(journal_actor_t* self, uint64_t id) {
   auto& st = self->state;
+  if (id != st.flush_id || !st.flush_scheduled) return; // superseded by an early flush
   st.flush_scheduled = false;
+  st.lingering = false;
   auto batch = std::move(st.batch);
   auto promises = std::move(st.promises);
   st.batch.clear();
   st.promises.clear();
   std::vector<expected<append_result>> results;
+  st.last_batch = batch.size();
+  auto started = std::chrono::steady_clock::now();
   try {
     results = st.store->append(std::move(batch));
   } catch (const std::exception& ex) {
     log().error("journal: store append threw: {}", ex.what());
     results.clear();
   }
+  st.last_write = std::chrono::steady_clock::now() - started;
   if (results.size() != promises.size()) {
     auto err = to_caf(error{errc::unavailable, "the store failed the whole batch"});
     for (auto& p : promises) p.deliver(err);
@@ -121,11 +137,23 @@ caf::behavior journal_actor(journal_actor_t* self, std::shared_ptr<journal> stor
       // one store write takes all of them: group commit without a timer.
       if (!st.flush_scheduled) {
         st.flush_scheduled = true;
-        self->send(self, flush_atom::value);
+        auto linger = std::min<std::chrono::nanoseconds>(st.last_write / 4,
+                                                         std::chrono::milliseconds{2});
+        ++st.flush_id;
+        if (st.batch.size() < st.last_batch && linger > std::chrono::microseconds{50}) {
+          st.lingering = true;
+          self->delayed_send(self, linger, flush_atom::value, st.flush_id);
+        } else {
+          self->send(self, flush_atom::value, st.flush_id);
+        }
+      } else if (st.lingering && st.batch.size() >= st.last_batch) {
+        st.lingering = false;
+        ++st.flush_id; // the delayed flush is now stale
+        self->send(self, flush_atom::value, st.flush_id); // as large as the last: go now
       }
       return st.promises.back();
     },
-    [self](flush_atom) { flush(self); },
+    [self](flush_atom, uint64_t id) { flush(self, id); },
     [self](subscribe_atom, const caf::actor& who, uint64_t from_position) {
       publish(self); // deliver anything pending first, to the existing subscribers
       catch_up(self, who, from_position == 0 ? 1 : from_position);
@@ -139,7 +167,10 @@ caf::behavior journal_actor(journal_actor_t* self, std::shared_ptr<journal> stor
 } // namespace
 
 caf::actor spawn_journal(caf::actor_system& sys, std::shared_ptr<journal> store) {
-  return sys.spawn(journal_actor, std::move(store));
+  // Detached: a durable write blocks in fdatasync for milliseconds, which must not
+  // take a scheduler thread away from the aggregates. (Never put it in the
+  // registry: CAF 0.17 bug #1110 hangs shutdown on registered detached actors.)
+  return sys.spawn<caf::detached>(journal_actor, std::move(store));
 }
 
 } // namespace cairn

@@ -1,0 +1,294 @@
+// Benchmarks the embedded file store, next to the disk's own limit:
+//  1. durable appends/s through the journal actor from N concurrent appenders
+//     (one 100-byte event per append, sync "always"), and the disk's write +
+//     fdatasync limit for the batch sizes the journal actually wrote;
+//  2. recovery of one aggregate with 100,000 events, with and without a snapshot;
+//  3. whole-store replay (read_all) from the page cache.
+// Prints medians of --runs runs. Usage: journal_bench [--dir DIR] [--appenders N]
+//   [--seconds S] [--runs R] [--events E] [--events-per-append M]
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include <cairn/file_journal.hpp>
+#include <cairn/journal_wrapper.hpp>
+#include <cairn/node.hpp>
+#include <cairn/node_config.hpp>
+
+#include "bank/account.hpp"
+#include "message_types.hpp"
+#include "spawn.hpp"
+
+namespace fs = std::filesystem;
+using namespace cairn;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+struct settings {
+  std::string dir = "bench-data";
+  size_t appenders = 1000;
+  double seconds = 5;
+  int runs = 3;
+  size_t recovery_events = 100'000;
+  size_t events_per_append = 1;
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+/// Counts store writes and the requests and bytes they carried.
+class counting_journal : public journal_wrapper {
+public:
+  using journal_wrapper::journal_wrapper;
+  std::vector<expected<append_result>> append(std::vector<append_request> batch) override {
+    ++writes;
+    for (auto& r : batch) events += r.events.size();
+    return journal_wrapper::append(std::move(batch));
+  }
+  std::atomic<uint64_t> writes{0};
+  std::atomic<uint64_t> events{0};
+};
+
+struct shared_run {
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> acked{0};
+  std::atomic<size_t> finished{0};
+};
+
+struct appender_state {
+  size_t events_per_append = 1;
+  caf::actor journal;
+  stream_id stream;
+  uint64_t version = 0;
+  std::shared_ptr<shared_run> run;
+};
+
+using appender_t = caf::stateful_actor<appender_state>;
+
+void append_next(appender_t* self) {
+  auto& st = self->state;
+  if (st.run->stop) {
+    ++st.run->finished;
+    return self->quit();
+  }
+  std::vector<event_data> events(st.events_per_append,
+                                 event_data{"deposited", 1, {}, bytes(100, 0x5a)});
+  self->request(st.journal, caf::infinite, append_atom::value,
+                append_request{st.stream, st.version, std::move(events)})
+    .then(
+      [self](const append_result& r) {
+        self->state.version = r.last_version;
+        self->state.run->acked += self->state.events_per_append;
+        append_next(self);
+      },
+      [self](caf::error&) {
+        ++self->state.run->finished;
+        self->quit();
+      });
+}
+
+caf::behavior appender(appender_t* self, caf::actor journal, size_t index,
+                       std::shared_ptr<shared_run> run, size_t events_per_append) {
+  self->state.events_per_append = events_per_append;
+  self->state.journal = std::move(journal);
+  self->state.stream = stream_id{"bench", std::to_string(index)};
+  self->state.run = std::move(run);
+  append_next(self);
+  return {[](tick_atom) {}};
+}
+
+struct append_figures {
+  double events_per_s;
+  double events_per_write;
+  double bytes_per_write;
+};
+
+append_figures run_appends(const settings& s, const fs::path& dir) {
+  fs::remove_all(dir);
+  auto opened = open_file_journal(dir.string());
+  if (!opened) {
+    std::fprintf(stderr, "open: %s\n", opened.error().describe().c_str());
+    std::exit(1);
+  }
+  auto counting = std::make_shared<counting_journal>(*opened);
+  node_config cfg;
+  caf::actor_system sys{cfg};
+  auto journal = spawn_journal(sys, counting);
+  auto run = std::make_shared<shared_run>();
+  for (size_t i = 0; i < s.appenders; ++i) sys.spawn(appender, journal, i, run, s.events_per_append);
+  // Warm up, then measure a window.
+  std::this_thread::sleep_for(std::chrono::milliseconds{500});
+  auto acked0 = run->acked.load();
+  auto writes0 = counting->writes.load();
+  auto events0 = counting->events.load();
+  auto bytes0 = file_journal_statistics(dir.string());
+  auto t0 = clock_type::now();
+  std::this_thread::sleep_for(std::chrono::duration<double>(s.seconds));
+  auto elapsed = std::chrono::duration<double>(clock_type::now() - t0).count();
+  auto acked = run->acked.load() - acked0;
+  auto writes = counting->writes.load() - writes0;
+  auto events = counting->events.load() - events0;
+  run->stop = true;
+  while (run->finished < s.appenders) std::this_thread::sleep_for(std::chrono::milliseconds{5});
+  caf::anon_send_exit(journal, caf::exit_reason::user_shutdown);
+  auto bytes1 = file_journal_statistics(dir.string());
+  double bytes_per_event =
+    bytes0 && bytes1 && bytes1->events > bytes0->events
+      ? double(bytes1->bytes - bytes0->bytes) / double(bytes1->events - bytes0->events)
+      : 200.0;
+  double per_write = writes ? double(events) / double(writes) : 0;
+  return {double(acked) / elapsed, per_write, per_write * bytes_per_event};
+}
+
+/// The disk's own limit: write + fdatasync of `bytes`-sized batches in a loop.
+double disk_syncs_per_s(const fs::path& dir, size_t bytes, double seconds) {
+  auto file = dir / "disk-probe.dat";
+  int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) return 0;
+  std::vector<char> buf(std::max<size_t>(bytes, 1), 'x');
+  size_t n = 0;
+  auto t0 = clock_type::now();
+  while (std::chrono::duration<double>(clock_type::now() - t0).count() < seconds) {
+    if (::write(fd, buf.data(), buf.size()) != static_cast<ssize_t>(buf.size())) break;
+    ::fdatasync(fd);
+    ++n;
+  }
+  auto elapsed = std::chrono::duration<double>(clock_type::now() - t0).count();
+  ::close(fd);
+  fs::remove(file);
+  return double(n) / elapsed;
+}
+
+/// Seconds until the first command to an aggregate with `events` stored events
+/// completes on a fresh node (recovery included).
+double recovery_seconds(const fs::path& dir, bool with_snapshot) {
+  auto store = open_file_journal((dir / "events").string());
+  auto snaps = open_file_snapshot_store((dir / "snapshots").string());
+  if (!store || !snaps) std::exit(1);
+  node_config cfg;
+  cfg.options.log_level = "warn";
+  cfg.options.aggregates.snapshot_every = with_snapshot ? 1'000'000'000 : 0;
+  node n{cfg, *store, with_snapshot ? *snaps : nullptr};
+  (void)n.register_aggregate<bank::account>();
+  auto t0 = clock_type::now();
+  auto r = n.execute<bank::account>("big", bank::deposit{1});
+  auto elapsed = std::chrono::duration<double>(clock_type::now() - t0).count();
+  if (!r) std::fprintf(stderr, "recovery command failed: %s\n", r.error().describe().c_str());
+  return elapsed;
+}
+
+void prepare_recovery_store(const fs::path& dir, size_t events) {
+  fs::remove_all(dir);
+  file_journal_options fast;
+  fast.sync = sync_policy::never;
+  auto store = open_file_journal((dir / "events").string(), fast);
+  if (!store) std::exit(1);
+  stream_id big{"account", "big"};
+  (void)(*store)->append_one({big, 0, {variant_codec<bank::account::event_type>::encode(bank::opened{"o"})}});
+  for (size_t done = 0; done < events; done += 1000) {
+    std::vector<event_data> batch;
+    for (size_t i = 0; i < 1000; ++i)
+      batch.push_back(variant_codec<bank::account::event_type>::encode(bank::deposited{1}));
+    (void)(*store)->append_one({big, expected_version::any, std::move(batch)});
+  }
+  // A snapshot at the head, as a node with snapshots would have left it.
+  auto snaps = open_file_snapshot_store((dir / "snapshots").string());
+  auto model = make_aggregate_model<bank::account>();
+  auto inst = model->make_instance();
+  auto all = read_stream_all(**store, big);
+  for (auto& e : *all) (void)inst->replay(e);
+  (void)(*snaps)->save(*inst->take_snapshot(big));
+}
+
+double replay_events_per_s(const fs::path& dir) {
+  file_journal_options reader;
+  reader.read_only = true;
+  auto store = open_file_journal((dir / "events").string(), reader);
+  if (!store) std::exit(1);
+  uint64_t n = 0, pos = 1;
+  auto t0 = clock_type::now();
+  for (;;) {
+    auto chunk = (*store)->read_all(pos, 65536);
+    if (!chunk || chunk->empty()) break;
+    n += chunk->size();
+    pos = chunk->back().position + 1;
+  }
+  return double(n) / std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  settings s;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string k = argv[i], v = argv[i + 1];
+    if (k == "--dir") s.dir = v;
+    else if (k == "--appenders") s.appenders = std::stoul(v);
+    else if (k == "--seconds") s.seconds = std::stod(v);
+    else if (k == "--runs") s.runs = std::stoi(v);
+    else if (k == "--events") s.recovery_events = std::stoul(v);
+    else if (k == "--events-per-append") s.events_per_append = std::stoul(v);
+    else {
+      std::fprintf(stderr, "unknown option %s\n", k.c_str());
+      return 2;
+    }
+  }
+  fs::path root{s.dir};
+  fs::create_directories(root);
+  std::printf("journal_bench: %u cores, %zu appenders x %zu event(s) of 100 bytes per append, "
+              "%d runs of %.1f s, sync always\n",
+              std::thread::hardware_concurrency(), s.appenders, s.events_per_append, s.runs,
+              s.seconds);
+
+  std::vector<double> rates, per_write, limits, ratios;
+  for (int r = 0; r < s.runs; ++r) {
+    auto f = run_appends(s, root / "appends");
+    auto syncs = disk_syncs_per_s(root, static_cast<size_t>(f.bytes_per_write), 2.0);
+    double limit = syncs * f.events_per_write;
+    rates.push_back(f.events_per_s);
+    per_write.push_back(f.events_per_write);
+    limits.push_back(limit);
+    ratios.push_back(limit > 0 ? f.events_per_s / limit : 0);
+    std::printf("  run %d: %.0f durable events/s, %.0f events (%.0f bytes) per write; disk limit "
+                "%.0f events/s (%.0f syncs/s)\n",
+                r + 1, f.events_per_s, f.events_per_write, f.bytes_per_write, limit, syncs);
+  }
+  std::printf("durable appends through the journal actor: median %.0f events/s\n", median(rates));
+  std::printf("disk write+fdatasync limit at the same batch size: median %.0f events/s\n",
+              median(limits));
+  std::printf("journal / disk limit: median %.0f%%\n", 100 * median(ratios));
+
+  auto rec = root / "recovery";
+  prepare_recovery_store(rec, s.recovery_events);
+  std::vector<double> full, snap, replay;
+  for (int r = 0; r < s.runs; ++r) {
+    full.push_back(recovery_seconds(rec, false));
+    snap.push_back(recovery_seconds(rec, true));
+    replay.push_back(replay_events_per_s(rec));
+  }
+  auto n = double(s.recovery_events + 1);
+  std::printf("recover 1 aggregate with %zu events, no snapshot: median %.1f ms (%.0f events/s)\n",
+              s.recovery_events, 1e3 * median(full), n / median(full));
+  std::printf("recover 1 aggregate with %zu events, from a snapshot: median %.1f ms\n",
+              s.recovery_events, 1e3 * median(snap));
+  std::printf("whole-store replay (read_all, page cache): median %.0f events/s\n", median(replay));
+  fs::remove_all(root);
+  return 0;
+}
