@@ -72,6 +72,10 @@ file_journal_options store_options(bool read_only);
 /// Checks that the data folder exists, then opens it read-only.
 expected<std::shared_ptr<journal>> open_reader(const context& ctx);
 
+/// The store folder for a --data DIR: a node's data folder (like the bank sample's
+/// ./data) keeps its events in DIR/events, which is used when DIR itself holds no store.
+std::string store_folder(const std::string& dir);
+
 /// An error if `ctx.data_dir` is not an existing directory.
 expected<void> require_data_dir(const context& ctx);
 

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <iostream>
 
 #include <cairn/file_journal.hpp>
@@ -55,7 +56,7 @@ bool arg_reader::positional() {
   std::string dir;
   if (option("--data", dir)) {
     if (dir.empty()) throw usage_error("--data needs a non-empty folder name");
-    ctx_.data_dir = dir;
+    ctx_.data_dir = store_folder(dir);
     return false;
   }
   if (a.size() > 1 && a[0] == '-') throw usage_error("unknown option " + a);
@@ -75,6 +76,14 @@ int fail(const std::string& command, const std::string& message) {
   std::cout.flush();
   std::cerr << "cairn " << command << ": " << message << '\n';
   return exit_failed;
+}
+
+std::string store_folder(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path p{dir};
+  if (!fs::exists(p / "LOCK", ec) && fs::is_directory(p / "events", ec)) return (p / "events").string();
+  return dir;
 }
 
 expected<void> require_data_dir(const context& ctx) {

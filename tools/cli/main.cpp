@@ -27,7 +27,8 @@ Subcommands:
   import FILE|-           append events from JSON lines (the format export writes)
 
 Options:
-  --data DIR              the data folder (default ./data); also accepted after the subcommand
+  --data DIR              the data folder (default ./data; a node folder's events/ is
+                          used when DIR holds no store); also accepted after the subcommand
   -h, --help              this help; `cairn <subcommand> --help` explains a subcommand
 
 Exit codes: 0 ok, 1 operation failed or verify found problems, 2 usage error.
@@ -79,6 +80,7 @@ int main(int argc, char** argv) {
     break;
   }
   if (i >= args.size()) return usage("cairn", "no subcommand given");
+  ctx.data_dir = store_folder(ctx.data_dir);
 
   const std::string& name = args[i];
   for (auto& sub : subcommands) {
