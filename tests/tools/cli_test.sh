@@ -213,6 +213,18 @@ case_inspect() {
   equals "$out" "" "export of an empty store"
 }
 
+case_node_folder() {
+  # A node's data folder keeps its events in events/: --data names the node folder.
+  generate 10 2 >in.jsonl
+  run 0 --data node/events import in.jsonl
+  run 0 --data node streams
+  equals "$out" $'account-0\t5\naccount-1\t5' "streams of a node folder"
+  run 0 streams --data node
+  equals "$out" $'account-0\t5\naccount-1\t5' "--data after the subcommand"
+  run 0 --data node verify
+  contains "$out" "ok: 10 records, 2 streams" "verify of a node folder"
+}
+
 case_roundtrip() {
   generate 3000 50 >in.jsonl
   run 0 --data a import in.jsonl
