@@ -2,16 +2,19 @@
 //  1. durable appends/s through the journal actor from N concurrent appenders
 //     (one 100-byte event per append, sync "always"), and the disk's write +
 //     fdatasync limit for the batch sizes the journal actually wrote;
-//  2. recovery of one aggregate with 100,000 events, with and without a snapshot;
+//  2. recovery of one aggregate with 100,000 events, with and without a snapshot,
+//     and its parts without actors: read_stream, read_stream_all, read + decode + evolve;
 //  3. whole-store replay (read_all) from the page cache.
 // Prints medians of --runs runs. Usage: journal_bench [--dir DIR] [--appenders N]
-//   [--seconds S] [--runs R] [--events E] [--events-per-append M]
+//   [--seconds S] [--runs R] [--events E] [--events-per-append M] [--appends 0|1]
+// (--appends 0 skips part 1, e.g. to profile the reads alone).
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <string>
 #include <thread>
 #include <vector>
@@ -46,6 +49,7 @@ struct settings {
   int runs = 3;
   size_t recovery_events = 100'000;
   size_t events_per_append = 1;
+  bool appends = true;
 };
 
 double median(std::vector<double> v) {
@@ -177,8 +181,11 @@ double disk_syncs_per_s(const fs::path& dir, size_t bytes, double seconds) {
 }
 
 /// Seconds until the first command to an aggregate with `events` stored events
-/// completes on a fresh node (recovery included).
-double recovery_seconds(const fs::path& dir, bool with_snapshot) {
+/// completes on a fresh node (recovery included; the node's start-up is not). The
+/// command is a deposit, so this includes its durable append (one fdatasync), unless
+/// `no_op`: then it opens the already open account, which decides no events and
+/// appends nothing, so the time is the aggregate's spawn and recovery.
+double recovery_seconds(const fs::path& dir, bool with_snapshot, bool no_op = false) {
   auto store = open_file_journal((dir / "events").string());
   auto snaps = open_file_snapshot_store((dir / "snapshots").string());
   if (!store || !snaps) std::exit(1);
@@ -188,9 +195,11 @@ double recovery_seconds(const fs::path& dir, bool with_snapshot) {
   node n{cfg, *store, with_snapshot ? *snaps : nullptr};
   (void)n.register_aggregate<bank::account>();
   auto t0 = clock_type::now();
-  auto r = n.execute<bank::account>("big", bank::deposit{1});
+  auto r = no_op ? n.execute<bank::account>("big", bank::open{"o"})
+                 : n.execute<bank::account>("big", bank::deposit{1});
   auto elapsed = std::chrono::duration<double>(clock_type::now() - t0).count();
   if (!r) std::fprintf(stderr, "recovery command failed: %s\n", r.error().describe().c_str());
+  else if (no_op && r->events != 0) std::fprintf(stderr, "the no-op command appended\n");
   return elapsed;
 }
 
@@ -215,6 +224,54 @@ void prepare_recovery_store(const fs::path& dir, size_t events) {
   auto all = read_stream_all(**store, big);
   for (auto& e : *all) (void)inst->replay(e);
   (void)(*snaps)->save(*inst->take_snapshot(big));
+}
+
+/// The parts of a recovery without the actors, each on a freshly opened store: one
+/// read_stream of the whole stream; read_stream_all; and read + decode + evolve as the
+/// aggregate actor recovers (read_stream in chunks of 512, each replayed in turn).
+struct recovery_parts {
+  double read_stream_seconds;
+  double read_stream_all_seconds;
+  double replay_seconds;
+};
+
+recovery_parts recovery_part_seconds(const fs::path& dir, size_t expected_events) {
+  stream_id big{"account", "big"};
+  auto timed = [&](auto&& body) {
+    auto store = open_file_journal((dir / "events").string());
+    if (!store) std::exit(1);
+    auto t0 = clock_type::now();
+    size_t n = body(**store);
+    double elapsed = std::chrono::duration<double>(clock_type::now() - t0).count();
+    // Each recovery_seconds() run has appended one more deposit.
+    if (n < expected_events) {
+      std::fprintf(stderr, "recovery parts: %zu events, expected %zu\n", n, expected_events);
+      std::exit(1);
+    }
+    return elapsed;
+  };
+  recovery_parts out{};
+  out.read_stream_seconds = timed([&](journal& j) {
+    auto all = j.read_stream(big, 1, std::numeric_limits<size_t>::max());
+    return all ? all->size() : 0;
+  });
+  out.read_stream_all_seconds = timed([&](journal& j) {
+    auto all = read_stream_all(j, big);
+    return all ? all->size() : 0;
+  });
+  out.replay_seconds = timed([&](journal& j) -> size_t {
+    constexpr size_t chunk = 512; // as actors/src/aggregate_actor.cpp
+    auto inst = make_aggregate_model<bank::account>()->make_instance();
+    for (uint64_t next = 1;;) {
+      auto events = j.read_stream(big, next, chunk);
+      if (!events) return 0;
+      for (auto& e : *events)
+        if (!inst->replay(e)) return 0;
+      if (events->size() < chunk) return static_cast<size_t>(inst->version());
+      next = events->back().version + 1;
+    }
+  });
+  return out;
 }
 
 double replay_events_per_s(const fs::path& dir) {
@@ -245,6 +302,7 @@ int main(int argc, char** argv) {
     else if (k == "--runs") s.runs = std::stoi(v);
     else if (k == "--events") s.recovery_events = std::stoul(v);
     else if (k == "--events-per-append") s.events_per_append = std::stoul(v);
+    else if (k == "--appends") s.appends = std::stoi(v) != 0;
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       return 2;
@@ -258,7 +316,7 @@ int main(int argc, char** argv) {
               s.seconds);
 
   std::vector<double> rates, per_write, limits, ratios;
-  for (int r = 0; r < s.runs; ++r) {
+  for (int r = 0; s.appends && r < s.runs; ++r) {
     auto f = run_appends(s, root / "appends");
     auto syncs = disk_syncs_per_s(root, static_cast<size_t>(f.bytes_per_write), 2.0);
     double limit = syncs * f.events_per_write;
@@ -270,24 +328,44 @@ int main(int argc, char** argv) {
                 "%.0f events/s (%.0f syncs/s)\n",
                 r + 1, f.events_per_s, f.events_per_write, f.bytes_per_write, limit, syncs);
   }
-  std::printf("durable appends through the journal actor: median %.0f events/s\n", median(rates));
-  std::printf("disk write+fdatasync limit at the same batch size: median %.0f events/s\n",
-              median(limits));
-  std::printf("journal / disk limit: median %.0f%%\n", 100 * median(ratios));
+  if (s.appends) {
+    std::printf("durable appends through the journal actor: median %.0f events/s\n",
+                median(rates));
+    std::printf("disk write+fdatasync limit at the same batch size: median %.0f events/s\n",
+                median(limits));
+    std::printf("journal / disk limit: median %.0f%%\n", 100 * median(ratios));
+  }
 
   auto rec = root / "recovery";
   prepare_recovery_store(rec, s.recovery_events);
-  std::vector<double> full, snap, replay;
+  std::vector<double> full, full_no_op, snap, replay, read_one, read_all_of, decode;
   for (int r = 0; r < s.runs; ++r) {
     full.push_back(recovery_seconds(rec, false));
+    full_no_op.push_back(recovery_seconds(rec, false, true));
     snap.push_back(recovery_seconds(rec, true));
     replay.push_back(replay_events_per_s(rec));
+    auto parts = recovery_part_seconds(rec, s.recovery_events + 1);
+    read_one.push_back(parts.read_stream_seconds);
+    read_all_of.push_back(parts.read_stream_all_seconds);
+    decode.push_back(parts.replay_seconds);
   }
   auto n = double(s.recovery_events + 1);
   std::printf("recover 1 aggregate with %zu events, no snapshot: median %.1f ms (%.0f events/s)\n",
               s.recovery_events, 1e3 * median(full), n / median(full));
-  std::printf("recover 1 aggregate with %zu events, from a snapshot: median %.1f ms\n",
+  std::printf("recover 1 aggregate with %zu events, no snapshot, first command appends "
+              "nothing: median %.1f ms (%.0f events/s)\n",
+              s.recovery_events, 1e3 * median(full_no_op), n / median(full_no_op));
+  std::printf("recover 1 aggregate with %zu events, from a snapshot: median %.1f ms "
+              "(the first command's fixed cost, its durable append included)\n",
               s.recovery_events, 1e3 * median(snap));
+  std::printf("  its parts without actors: one read_stream of the whole stream: median %.1f ms "
+              "(%.0f events/s)\n",
+              1e3 * median(read_one), n / median(read_one));
+  std::printf("  read_stream_all: median %.1f ms (%.0f events/s)\n", 1e3 * median(read_all_of),
+              n / median(read_all_of));
+  std::printf("  read + decode + evolve in chunks of 512, as the aggregate actor: median %.1f ms "
+              "(%.0f events/s)\n",
+              1e3 * median(decode), n / median(decode));
   std::printf("whole-store replay (read_all, page cache): median %.0f events/s\n", median(replay));
   fs::remove_all(root);
   return 0;

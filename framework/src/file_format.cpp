@@ -242,17 +242,4 @@ bool split_stream_name(std::string_view name, stream_id& out) {
   return true;
 }
 
-expected<envelope> to_envelope(const record_view& r) {
-  envelope e;
-  if (!split_stream_name(r.stream, e.stream) || !decode_metadata(r.meta, e.meta))
-    return error{errc::corrupt, "malformed record"};
-  e.version = r.version;
-  e.position = r.position;
-  e.type.assign(r.type);
-  e.schema_version = r.schema_version;
-  e.timestamp_ns = r.timestamp_ns;
-  e.payload.assign(r.payload.begin(), r.payload.end());
-  return e;
-}
-
 } // namespace cairn::detail

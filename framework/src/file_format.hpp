@@ -92,7 +92,4 @@ bool decode_metadata(std::string_view block, metadata& out);
 /// Splits a stored stream name at its first '-' (no further validation).
 bool split_stream_name(std::string_view name, stream_id& out);
 
-/// Builds the envelope for a parsed record (the record must have parsed ok).
-expected<envelope> to_envelope(const record_view& r);
-
 } // namespace cairn::detail

@@ -32,12 +32,14 @@ struct segment {
 using stream_positions = std::vector<uint64_t>; ///< version v is at [v - 1]
 
 /// A contiguous run of records of one segment, copied out of the index so that the
-/// file can be read without holding the index lock.
+/// file can be read without holding the index lock. Records lie back to back, so its
+/// start and end locate every one of them.
 struct record_run {
   const segment* seg = nullptr;
   std::shared_ptr<file_handle> file;
   uint64_t first_position = 0;
-  std::vector<uint32_t> offsets;
+  size_t count = 0;                ///< records in the run
+  uint64_t start = 0;              ///< offset of the run's first record
   uint64_t end = 0;                ///< offset just after the run's last record
   const stream_id* stream = nullptr; ///< when set, records must be this stream's...
   uint64_t first_version = 0;        ///< ...versions first_version, first_version + 1, ...

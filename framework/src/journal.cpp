@@ -44,13 +44,21 @@ void journal::publish(const std::vector<envelope>& committed) {
 expected<std::vector<envelope>> read_stream_all(const journal& j, const stream_id& stream,
                                                 uint64_t from_version) {
   constexpr size_t chunk_size = 4096;
-  std::vector<envelope> out;
   uint64_t next = std::max<uint64_t>(from_version, 1);
+  auto first = j.read_stream(stream, next, chunk_size);
+  if (!first || first->size() < chunk_size) return first; // all of it: nothing to copy
+  // More to come: size the result once, from the stream's version now (appends may
+  // add more meanwhile), instead of moving envelopes through a doubling vector.
+  std::vector<envelope> out;
+  if (auto version = j.stream_version(stream); version && *version >= next)
+    out.reserve(static_cast<size_t>(*version - next + 1));
+  out.insert(out.end(), std::make_move_iterator(first->begin()),
+             std::make_move_iterator(first->end()));
   for (;;) {
+    next = out.back().version + 1;
     auto chunk = j.read_stream(stream, next, chunk_size);
     if (!chunk) return std::move(chunk).error();
     size_t n = chunk->size();
-    if (n > 0) next = chunk->back().version + 1;
     out.insert(out.end(), std::make_move_iterator(chunk->begin()),
                std::make_move_iterator(chunk->end()));
     if (n < chunk_size) return expected<std::vector<envelope>>(std::move(out));

@@ -301,8 +301,9 @@ TEST_CASE("a query waits for the position a command reply names (read your write
 }
 
 TEST_CASE("a query for a position never reached fails with timeout") {
-  auto cfg_store = make_memory_journal();
-  test_node n{2, cfg_store};
+  auto opts = test_node::quiet();
+  opts.query_timeout = std::chrono::milliseconds{300};
+  test_node n{2, make_memory_journal(), opts};
   register_bank(*n);
   auto start = std::chrono::steady_clock::now();
   std::promise<expected<int64_t>> p;

@@ -12,19 +12,6 @@ using cairn::conformance::sid;
 
 namespace {
 
-/// Offsets of the records of a segment file, found by following the length fields.
-std::vector<uint64_t> record_offsets(const fs::path& path) {
-  auto data = read_file(path);
-  std::vector<uint64_t> out;
-  for (uint64_t at = 32; at + 8 <= data.size();) {
-    out.push_back(at);
-    uint64_t body = data[at + 4] | data[at + 5] << 8 | data[at + 6] << 16 |
-                    uint64_t(data[at + 7]) << 24;
-    at += 8 + body;
-  }
-  return out;
-}
-
 std::vector<envelope> first_n(const std::vector<envelope>& es, size_t n) {
   return std::vector<envelope>(es.begin(), es.begin() + static_cast<std::ptrdiff_t>(n));
 }

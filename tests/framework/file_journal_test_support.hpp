@@ -104,6 +104,19 @@ inline void flip_byte(const fs::path& path, uint64_t offset) {
   write_file(path, data);
 }
 
+/// Offsets of the records of a segment file, found by following the length fields.
+inline std::vector<uint64_t> record_offsets(const fs::path& path) {
+  auto data = read_file(path);
+  std::vector<uint64_t> out;
+  for (uint64_t at = 32; at + 8 <= data.size();) {
+    out.push_back(at);
+    uint64_t body = data[at + 4] | data[at + 5] << 8 | data[at + 6] << 16 |
+                    uint64_t(data[at + 7]) << 24;
+    at += 8 + body;
+  }
+  return out;
+}
+
 inline void append_bytes(const fs::path& path, const std::vector<uint8_t>& extra) {
   auto data = read_file(path);
   data.insert(data.end(), extra.begin(), extra.end());

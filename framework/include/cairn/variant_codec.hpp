@@ -2,8 +2,10 @@
 // events or commands) by their stable type names.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 
 #include "cairn/codec.hpp"
@@ -44,10 +46,12 @@ struct variant_codec<std::variant<Ts...>> {
   /// (upcast first) or for bytes that do not decode.
   static expected<variant_type> decode(std::string_view type, uint32_t schema_version,
                                        const uint8_t* data, size_t size) {
-    expected<variant_type> result{error{errc::not_found, "unknown type \"" +
-                                                           std::string{type} + "\""}};
-    (try_decode<Ts>(type, schema_version, data, size, result) || ...);
-    return result;
+    // The not_found error is built only when no alternative matches: replay decodes
+    // every stored event, and a message per event would cost an allocation each.
+    std::optional<expected<variant_type>> result;
+    if (!(try_decode<Ts>(type, schema_version, data, size, result) || ...))
+      return error{errc::not_found, "unknown type \"" + std::string{type} + "\""};
+    return std::move(*result);
   }
 
   static expected<variant_type> decode(const envelope& e) {
@@ -72,18 +76,20 @@ struct variant_codec<std::variant<Ts...>> {
 private:
   template <class T>
   static bool try_decode(std::string_view type, uint32_t schema_version, const uint8_t* data,
-                         size_t size, expected<variant_type>& out) {
+                         size_t size, std::optional<expected<variant_type>>& out) {
     auto s = schema_of<T>();
     if (s.name != type) return false;
     if (schema_version != s.version) {
-      out = error{errc::corrupt, std::string{type} + " has schema version " +
-                                   std::to_string(s.version) + ", stored event has version " +
-                                   std::to_string(schema_version) + " and no upcaster"};
+      out.emplace(error{errc::corrupt, std::string{type} + " has schema version " +
+                                         std::to_string(s.version) +
+                                         ", stored event has version " +
+                                         std::to_string(schema_version) + " and no upcaster"});
       return true;
     }
     auto x = cairn::decode<T>(data, size);
-    if (x) out = variant_type{std::move(*x)};
-    else out = error{errc::corrupt, "cannot decode " + std::string{type} + ": " + x.error().message()};
+    if (x) out.emplace(variant_type{std::in_place_type<T>, std::move(*x)});
+    else out.emplace(error{errc::corrupt, "cannot decode " + std::string{type} + ": " +
+                                            x.error().message()});
     return true;
   }
 };
