@@ -30,6 +30,7 @@ using dispatch_atom = caf::atom_constant<caf::atom("dispatch")>;
 using position_atom = caf::atom_constant<caf::atom("position")>;
 using passivate_atom = caf::atom_constant<caf::atom("passivate")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
+using catch_up_atom = caf::atom_constant<caf::atom("catch_up")>;
 
 /// The category under which cairn::errc codes travel inside caf::error.
 constexpr caf::atom_value error_category = caf::atom("cairn");

@@ -163,7 +163,7 @@ expected<void> node::add_projection(std::shared_ptr<const projection_model> mode
   if (impl_->stopped) return error{errc::unavailable, "node is shut down"};
   if (impl_->projections.count(name))
     return error{errc::invalid_argument, "projection " + name + " is already registered"};
-  impl_->projections.emplace(name, spawn_projection(*impl_->sys, std::move(model),
+  impl_->projections.emplace(name, spawn_projection(*impl_->sys, std::move(model), impl_->store,
                                                     impl_->journal_actor, impl_->opts.query_timeout));
   return {};
 }

@@ -28,9 +28,24 @@ struct projection_state {
   error broken;
   std::vector<waiting_query> waiting;
   uint64_t next_query_id = 1;
+  std::shared_ptr<journal> store;
+  caf::actor journal_actor;
 };
 
 using projection_actor_t = caf::stateful_actor<projection_state>;
+
+/// Folds events in, skipping any already applied (catch-up and live may overlap).
+void apply_events(projection_state& st, const std::vector<envelope>& events) {
+  for (auto& e : events) {
+    if (e.position <= st.applied || st.broken) continue;
+    if (auto ok = st.instance->apply(e); !ok) {
+      st.broken = ok.error();
+      log().error("projection {} stopped applying: {}", st.model->name(), st.broken.describe());
+      break;
+    }
+    st.applied = e.position;
+  }
+}
 
 void answer(projection_state& st, query_job& job) {
   if (st.broken) job.call->fail(st.broken);
@@ -50,24 +65,35 @@ void release_waiting(projection_state& st) {
 
 caf::behavior projection_actor(projection_actor_t* self,
                                std::shared_ptr<const projection_model> model,
-                               caf::actor journal_actor, std::chrono::nanoseconds query_timeout) {
+                               std::shared_ptr<journal> store, caf::actor journal_actor,
+                               std::chrono::nanoseconds query_timeout) {
   self->state.model = std::move(model);
   self->state.instance = self->state.model->make_instance();
-  self->send(journal_actor, subscribe_atom::value, caf::actor_cast<caf::actor>(self),
-             uint64_t{1});
+  self->state.store = std::move(store);
+  self->state.journal_actor = std::move(journal_actor);
+  // Catch up by reading the store directly, a chunk per message so queries are
+  // served in between and the journal actor never stalls on a long rebuild.
+  self->send(self, catch_up_atom::value);
   return {
+    [self](catch_up_atom) {
+      auto& st = self->state;
+      constexpr size_t chunk = 4096;
+      auto events = st.store->read_all(st.applied + 1, chunk);
+      if (!events) {
+        st.broken = events.error();
+        log().error("projection {} cannot catch up: {}", st.model->name(), st.broken.describe());
+        return release_waiting(st);
+      }
+      apply_events(st, *events);
+      release_waiting(st);
+      if (events->size() == chunk && !st.broken) return self->send(self, catch_up_atom::value);
+      // Close to the head: the journal sends what is left, then every new commit.
+      self->send(st.journal_actor, subscribe_atom::value, caf::actor_cast<caf::actor>(self),
+                 st.applied + 1);
+    },
     [self](events_atom, const std::vector<envelope>& events) {
       auto& st = self->state;
-      for (auto& e : events) {
-        if (e.position <= st.applied || st.broken) continue; // duplicate delivery
-        if (auto ok = st.instance->apply(e); !ok) {
-          st.broken = ok.error();
-          log().error("projection {} stopped applying: {}", st.model->name(),
-                      st.broken.describe());
-          break;
-        }
-        st.applied = e.position;
-      }
+      apply_events(st, events);
       release_waiting(st);
     },
     [self, query_timeout](query_atom, query_job& job) {
@@ -97,8 +123,10 @@ caf::behavior projection_actor(projection_actor_t* self,
 } // namespace
 
 caf::actor spawn_projection(caf::actor_system& sys, std::shared_ptr<const projection_model> model,
-                            caf::actor journal_actor, std::chrono::nanoseconds query_timeout) {
-  return sys.spawn(projection_actor, std::move(model), std::move(journal_actor), query_timeout);
+                            std::shared_ptr<journal> store, caf::actor journal_actor,
+                            std::chrono::nanoseconds query_timeout) {
+  return sys.spawn(projection_actor, std::move(model), std::move(store), std::move(journal_actor),
+                   query_timeout);
 }
 
 } // namespace cairn

@@ -26,9 +26,11 @@ caf::actor spawn_router(caf::actor_system& sys, std::shared_ptr<const aggregate_
                         caf::actor journal_actor, std::shared_ptr<journal> store,
                         std::shared_ptr<snapshot_store> snapshots, aggregate_options opts);
 
-/// A projection actor: subscribes from position 1, applies events, answers queries.
+/// A projection actor: catches up from `store`, then follows the journal actor's
+/// live commits; applies events and answers queries.
 caf::actor spawn_projection(caf::actor_system& sys, std::shared_ptr<const projection_model> model,
-                            caf::actor journal_actor, std::chrono::nanoseconds query_timeout);
+                            std::shared_ptr<journal> store, caf::actor journal_actor,
+                            std::chrono::nanoseconds query_timeout);
 
 /// A dispatcher: turns the node's callback-style sends into CAF requests.
 caf::actor spawn_dispatcher(caf::actor_system& sys, size_t index);
