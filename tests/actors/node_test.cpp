@@ -406,3 +406,37 @@ TEST_CASE("a node attached to an application's actor system stops only its own a
     std::this_thread::sleep_for(std::chrono::milliseconds{1});
   REQUIRE(sys.registry().running() == before);
 }
+
+TEST_CASE("a projection started on a full store catches up and goes live without gap or duplicate") {
+  auto store = make_memory_journal();
+  // 20,000 events already stored before the node starts.
+  for (int batch = 0; batch < 20; ++batch) {
+    std::vector<event_data> events;
+    for (int i = 0; i < 1000; ++i)
+      events.push_back(variant_codec<bank::account::event_type>::encode(
+        batch == 0 && i == 0 ? bank::account::event_type{bank::opened{"o"}}
+                             : bank::account::event_type{bank::deposited{1}}));
+    REQUIRE(store->append_one({{"account", "old"}, expected_version::any, std::move(events)}));
+  }
+  test_node n{2, store};
+  REQUIRE(n->register_aggregate<bank::account>());
+  // Writes keep coming while the projection starts and catches up.
+  reply_counter replies;
+  constexpr int live = 2000;
+  std::thread writer{[&] {
+    for (int i = 0; i < live; ++i)
+      n->send<bank::account>("new" + std::to_string(i % 20),
+                             i < 20 ? bank::account::command_type{bank::open{"o"}}
+                                    : bank::account::command_type{bank::deposit{2}},
+                             [&](expected<command_reply>) { replies.add(); });
+  }};
+  REQUIRE(n->register_projection<bank::balances>());
+  writer.join();
+  REQUIRE(replies.wait_for(live));
+  auto seen = n->query<bank::balances>(
+    [](const bank::balances& b) { return std::make_pair(b.events, b.total); },
+    n.store().head_position());
+  REQUIRE(seen);
+  REQUIRE(seen->first == n.store().head_position()); // every event exactly once
+  REQUIRE(seen->second == fold_total(n.store()));
+}
