@@ -1,6 +1,7 @@
 // cairn streams and cairn stats: what a data folder holds.
 #include <algorithm>
 #include <iostream>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -32,13 +33,14 @@ Options:
   --data DIR  the data folder (default ./data)
 )";
 
-} // namespace
-
-int run_streams(context& ctx, std::vector<std::string> args) {
+/// Reads the arguments of a subcommand whose only option is --json: the flag's
+/// value, or nullopt once `help` was printed for --help.
+std::optional<bool> read_json_flag(context& ctx, std::vector<std::string> args,
+                                   const char* help) {
   arg_reader r(ctx, std::move(args));
   if (r.help()) {
-    std::cout << streams_help;
-    return exit_ok;
+    std::cout << help;
+    return std::nullopt;
   }
   bool json = false;
   while (r.next()) {
@@ -47,6 +49,15 @@ int run_streams(context& ctx, std::vector<std::string> args) {
     else if (r.positional())
       throw usage_error("unexpected argument \"" + printable(r.current()) + "\"");
   }
+  return json;
+}
+
+} // namespace
+
+int run_streams(context& ctx, std::vector<std::string> args) {
+  auto json_flag = read_json_flag(ctx, std::move(args), streams_help);
+  if (!json_flag) return exit_ok;
+  bool json = *json_flag;
   auto store = open_reader(ctx);
   if (!store) return fail("streams", store.error().describe());
   auto streams = (*store)->list_streams();
@@ -72,18 +83,9 @@ int run_streams(context& ctx, std::vector<std::string> args) {
 }
 
 int run_stats(context& ctx, std::vector<std::string> args) {
-  arg_reader r(ctx, std::move(args));
-  if (r.help()) {
-    std::cout << stats_help;
-    return exit_ok;
-  }
-  bool json = false;
-  while (r.next()) {
-    if (r.flag("--json"))
-      json = true;
-    else if (r.positional())
-      throw usage_error("unexpected argument \"" + printable(r.current()) + "\"");
-  }
+  auto json_flag = read_json_flag(ctx, std::move(args), stats_help);
+  if (!json_flag) return exit_ok;
+  bool json = *json_flag;
   if (auto ok = require_data_dir(ctx); !ok) return fail("stats", ok.error().describe());
   auto stats = file_journal_statistics(ctx.data_dir);
   if (!stats) return fail("stats", stats.error().describe());
