@@ -4,6 +4,7 @@
 #include "framework/file_journal_test_support.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <random>
 #include <thread>
 
@@ -217,7 +218,7 @@ TEST_CASE("file journal: a reader refreshing while the writer appends sees whole
   auto reader = open_ok(dir.path, ro);
   std::atomic<bool> done{false};
   std::string problem;
-  size_t refreshes = 0;
+  std::atomic<size_t> refreshes{0};
   std::thread follower([&] {
     uint64_t seen = 0;
     while (problem.empty()) {
@@ -245,6 +246,13 @@ TEST_CASE("file journal: a reader refreshing while the writer appends sees whole
       request.events.push_back(ev("tick", std::to_string(size) + ":" + std::to_string(i)));
     conformance::ok(*writer, std::move(request));
     written += size;
+    // Halfway, let the follower refresh at least twice while writes are still
+    // to come, however the threads get scheduled.
+    if (written >= 750 && written - size < 750) {
+      auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+      while (refreshes < 2 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds{1});
+    }
   }
   done = true;
   follower.join();
