@@ -440,3 +440,17 @@ TEST_CASE("a projection started on a full store catches up and goes live without
   REQUIRE(seen->first == n.store().head_position()); // every event exactly once
   REQUIRE(seen->second == fold_total(n.store()));
 }
+
+TEST_CASE("a query that throws reports an error and the projection keeps serving") {
+  test_node n;
+  register_bank(*n);
+  REQUIRE(n->execute<bank::account>("q1", bank::open{"ann"}));
+  auto bad = n->query<bank::balances>(
+    [](const bank::balances& b) { return b.by_account.at("no such account"); });
+  REQUIRE_FALSE(bad);
+  REQUIRE(is_invalid_argument(bad.error()));
+  REQUIRE(bad.error().message().find("the query threw") != std::string::npos);
+  auto good = n->query<bank::balances>([](const bank::balances& b) { return b.by_account.size(); });
+  REQUIRE(good);
+  REQUIRE(*good == 1);
+}

@@ -6,6 +6,7 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 
@@ -118,7 +119,15 @@ public:
       call(F f, Handler h) : fn(std::move(f)), handler(std::move(h)) {}
       void run(const void* model) override {
         done = true;
-        handler(expected<R>{fn(*static_cast<const P*>(model))});
+        // The query runs on the projection's actor: an exception from it becomes
+        // the caller's error instead of stopping the projection.
+        std::optional<expected<R>> result;
+        try {
+          result.emplace(fn(*static_cast<const P*>(model)));
+        } catch (const std::exception& ex) {
+          result.emplace(error{errc::invalid_argument, std::string{"the query threw: "} + ex.what()});
+        }
+        handler(std::move(*result));
       }
       void fail(const error& why) override {
         done = true;
