@@ -1,5 +1,6 @@
 // The journal actor: group commit in front of a store, and the publisher of
 // committed events.
+#include <atomic>
 #include <chrono>
 #include <mutex>
 
@@ -20,6 +21,10 @@ namespace {
 struct commit_buffer {
   std::mutex mutex;
   std::vector<envelope> events;
+  /// False while nobody is subscribed: commits are then not copied at all. A new
+  /// subscriber gets everything up to the head from the store (see subscribe), so
+  /// nothing it needs is skipped.
+  std::atomic<bool> wanted{false};
 };
 
 struct journal_state {
@@ -119,6 +124,7 @@ caf::behavior journal_actor(journal_actor_t* self, std::shared_ptr<journal> stor
   self->state.store = std::move(store);
   self->state.listener = self->state.store->subscribe(
     [buffer = self->state.committed](const std::vector<envelope>& events) {
+      if (!buffer->wanted.load(std::memory_order_acquire)) return;
       std::lock_guard<std::mutex> guard{buffer->mutex};
       buffer->events.insert(buffer->events.end(), events.begin(), events.end());
     });
@@ -127,6 +133,7 @@ caf::behavior journal_actor(journal_actor_t* self, std::shared_ptr<journal> stor
     subs.erase(std::remove_if(subs.begin(), subs.end(),
                               [&](const caf::actor& a) { return a.address() == dm.source; }),
                subs.end());
+    if (subs.empty()) self->state.committed->wanted.store(false, std::memory_order_release);
   });
   return {
     [self](append_atom, append_request& req) -> caf::result<append_result> {
@@ -156,6 +163,10 @@ caf::behavior journal_actor(journal_actor_t* self, std::shared_ptr<journal> stor
     [self](flush_atom, uint64_t id) { flush(self, id); },
     [self](subscribe_atom, const caf::actor& who, uint64_t from_position) {
       publish(self); // deliver anything pending first, to the existing subscribers
+      // Start buffering before reading the catch-up, so a commit by another
+      // writer lands either in the catch-up or in the buffer (positions already
+      // seen are skipped by the subscriber).
+      self->state.committed->wanted.store(true, std::memory_order_release);
       catch_up(self, who, from_position == 0 ? 1 : from_position);
       self->monitor(who);
       self->state.subscribers.push_back(who);
