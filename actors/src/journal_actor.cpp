@@ -1,11 +1,18 @@
-// The journal actor: group commit in front of a store, and the publisher of
-// committed events.
-#include <atomic>
-#include <chrono>
+// The journal actor: group commit in front of a store. (Committed events reach
+// projections and other followers through the event feed: event_feed.hpp.)
+//
+// Appends gather while the store writes the previous batch, then go to it together:
+// one write and one fdatasync for all of them. The store is written on a thread of
+// the journal's own (a durable write blocks for milliseconds, which must not hold a
+// scheduler thread), so the actor keeps gathering, and the disk is never idle while
+// appends wait.
+#include <condition_variable>
 #include <mutex>
+#include <thread>
 
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
+#include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
 
 #include "log.hpp"
@@ -16,160 +23,191 @@ namespace cairn {
 
 namespace {
 
-/// Collects what the store publishes while append() runs. Guarded by a mutex
-/// because anyone else appending to the same store also publishes here.
-struct commit_buffer {
-  std::mutex mutex;
-  std::vector<envelope> events;
-  /// False while nobody is subscribed: commits are then not copied at all. A new
-  /// subscriber gets everything up to the head from the store (see subscribe), so
-  /// nothing it needs is skipped.
-  std::atomic<bool> wanted{false};
+using written_atom = caf::atom_constant<caf::atom("written")>;
+
+/// Writes one batch at a time to the store on its own thread, then calls `on_done`.
+class store_writer {
+public:
+  using results = std::vector<expected<append_result>>;
+
+  store_writer(std::shared_ptr<journal> store, std::function<void()> on_done)
+    : store_(std::move(store)), on_done_(std::move(on_done)), thread_([this] { run(); }) {}
+
+  ~store_writer() { stop(); }
+
+  /// Finishes the batch in progress (its results stay for take_results()), then
+  /// stops the thread. Idempotent.
+  void stop() {
+    {
+      std::lock_guard<std::mutex> guard{mutex_};
+      stopping_ = true;
+    }
+    wake_.notify_one();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  /// Hands a batch over. Only while idle (after the last batch's take_results()).
+  void start(std::vector<append_request> batch) {
+    {
+      std::lock_guard<std::mutex> guard{mutex_};
+      batch_ = std::move(batch);
+      has_batch_ = true;
+    }
+    wake_.notify_one();
+  }
+
+  /// The last batch's results, one per request, once on_done has been called.
+  results take_results() {
+    std::lock_guard<std::mutex> guard{mutex_};
+    return std::move(results_);
+  }
+
+private:
+  void run() {
+    std::unique_lock<std::mutex> lock{mutex_};
+    for (;;) {
+      wake_.wait(lock, [this] { return has_batch_ || stopping_; });
+      if (!has_batch_) return; // stopping, and nothing left to write
+      auto batch = std::move(batch_);
+      has_batch_ = false;
+      size_t n = batch.size();
+      lock.unlock();
+      results out;
+      try {
+        out = store_->append(std::move(batch));
+      } catch (const std::exception& ex) {
+        log().error("journal: store append threw: {}", ex.what());
+      }
+      if (out.size() != n)
+        out.assign(n, error{errc::unavailable, "the store failed the whole batch"});
+      lock.lock();
+      results_ = std::move(out);
+      lock.unlock();
+      on_done_();
+      lock.lock();
+    }
+  }
+
+  std::shared_ptr<journal> store_;
+  std::function<void()> on_done_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::vector<append_request> batch_;
+  bool has_batch_ = false;
+  bool stopping_ = false;
+  results results_;
+  std::thread thread_; // last: starts once everything above exists
 };
+
+/// Where an append's result goes: a request's promise, or an (appended) message.
+struct reply_target {
+  caf::response_promise promise; // pending() for requests
+  caf::actor actor;              // for the async form
+  uint64_t tag = 0;
+
+  void deliver(expected<append_result> result) {
+    if (promise.pending()) {
+      if (result) promise.deliver(std::move(*result));
+      else promise.deliver(to_caf(result.error()));
+    } else if (actor) {
+      if (result) caf::anon_send(actor, appended_atom::value, tag, std::move(*result));
+      else caf::anon_send(actor, appended_atom::value, tag, to_caf(result.error()));
+    }
+  }
+};
+
+/// Answers each reply with its result (results are in request order).
+void deliver(std::vector<reply_target>& replies, store_writer::results results) {
+  for (size_t i = 0; i < replies.size(); ++i)
+    replies[i].deliver(i < results.size() ? std::move(results[i])
+                                          : error{errc::unavailable, "no result"});
+  replies.clear();
+}
 
 struct journal_state {
   static inline const char* name = "cairn.journal";
 
   std::shared_ptr<journal> store;
-  std::shared_ptr<commit_buffer> committed = std::make_shared<commit_buffer>();
-  journal::subscription listener = 0;
+  std::unique_ptr<store_writer> writer;
 
-  // The batch being gathered: requests and the promises to answer them.
-  std::vector<append_request> batch;
-  std::vector<caf::response_promise> promises;
+  // Gathering: the next batch and where its results go.
+  std::vector<append_request> gathering;
+  std::vector<reply_target> gathering_replies;
   bool flush_scheduled = false;
 
-  // Adaptive linger: after a slow (durable) write, the appenders it answered need
-  // a moment to send their next appends. Flushing at the first arrival would split
-  // them over two writes, so while the batch is smaller than the last one, wait
-  // until it is as large, or a quarter of the last write's duration (at most
-  // 2 ms) has passed.
-  size_t last_batch = 0;
-  bool lingering = false;
-  uint64_t flush_id = 0; // flush messages carry it: a stale (superseded) one is ignored
-  std::chrono::nanoseconds last_write{0};
-
-  std::vector<caf::actor> subscribers;
+  // In the store's hands.
+  std::vector<reply_target> writing_replies;
+  bool writing = false;
 
   ~journal_state() {
-    if (store && listener) store->unsubscribe(listener);
+    // Stopping: the batch being written completes and is answered; the rest fail.
+    if (writer) {
+      writer->stop();
+      if (writing) deliver(writing_replies, writer->take_results());
+    }
+    error stopped{errc::unavailable, "the journal stopped before this append was written"};
+    for (auto& r : gathering_replies) r.deliver(stopped);
   }
 };
 
 using journal_actor_t = caf::stateful_actor<journal_state>;
 
-void publish(journal_actor_t* self) {
-  std::vector<envelope> events;
-  {
-    std::lock_guard<std::mutex> guard{self->state.committed->mutex};
-    events.swap(self->state.committed->events);
-  }
-  if (events.empty() || self->state.subscribers.empty()) return;
-  // One message shared by every subscriber (CAF messages are copy-on-write).
-  auto msg = caf::make_message(events_atom::value, std::move(events));
-  for (auto& s : self->state.subscribers) self->send(s, msg);
-}
-
-void flush(journal_actor_t* self, uint64_t id) {
+/// Hands what has gathered to the store, if it is idle.
+void start_write(journal_actor_t* self) {
   auto& st = self->state;
-  if (id != st.flush_id || !st.flush_scheduled) return; // superseded by an early flush
-  st.flush_scheduled = false;
-  st.lingering = false;
-  auto batch = std::move(st.batch);
-  auto promises = std::move(st.promises);
-  st.batch.clear();
-  st.promises.clear();
-  std::vector<expected<append_result>> results;
-  st.last_batch = batch.size();
-  auto started = std::chrono::steady_clock::now();
-  try {
-    results = st.store->append(std::move(batch));
-  } catch (const std::exception& ex) {
-    log().error("journal: store append threw: {}", ex.what());
-    results.clear();
-  }
-  st.last_write = std::chrono::steady_clock::now() - started;
-  if (results.size() != promises.size()) {
-    auto err = to_caf(error{errc::unavailable, "the store failed the whole batch"});
-    for (auto& p : promises) p.deliver(err);
-  } else {
-    for (size_t i = 0; i < promises.size(); ++i) {
-      if (results[i]) promises[i].deliver(std::move(*results[i]));
-      else promises[i].deliver(to_caf(results[i].error()));
-    }
-  }
-  publish(self);
+  if (st.writing || st.gathering.empty()) return;
+  st.writing = true;
+  st.writing_replies.swap(st.gathering_replies);
+  st.writer->start(std::move(st.gathering));
+  st.gathering.clear();
+  st.gathering_replies.clear();
 }
 
-/// Sends everything from `from_position` up to the store's head to `who`, in
-/// chunks. Runs inside the journal actor, so no commit can slip in between this
-/// catch-up and the live events that follow.
-void catch_up(journal_actor_t* self, const caf::actor& who, uint64_t from_position) {
-  constexpr size_t chunk = 4096;
-  auto head = self->state.store->head_position();
-  while (from_position <= head) {
-    auto events = self->state.store->read_all(from_position, chunk);
-    if (!events) {
-      log().error("journal: catch-up read from {} failed: {}", from_position,
-                  events.error().describe());
-      return;
-    }
-    if (events->empty()) return;
-    from_position = events->back().position + 1;
-    self->send(who, events_atom::value, std::move(*events));
+void gather(journal_actor_t* self, append_request&& req, reply_target&& reply) {
+  auto& st = self->state;
+  st.gathering.push_back(std::move(req));
+  st.gathering_replies.push_back(std::move(reply));
+  // While the store is idle, a flush message queues behind every append already in
+  // the mailbox, so one write takes all of them. While it is busy, its completion
+  // starts the next write.
+  if (!st.writing && !st.flush_scheduled) {
+    st.flush_scheduled = true;
+    self->send(self, flush_atom::value);
   }
 }
 
 caf::behavior journal_actor(journal_actor_t* self, std::shared_ptr<journal> store) {
-  self->state.store = std::move(store);
-  self->state.listener = self->state.store->subscribe(
-    [buffer = self->state.committed](const std::vector<envelope>& events) {
-      if (!buffer->wanted.load(std::memory_order_acquire)) return;
-      std::lock_guard<std::mutex> guard{buffer->mutex};
-      buffer->events.insert(buffer->events.end(), events.begin(), events.end());
+  auto& st = self->state;
+  st.store = std::move(store);
+  st.writer = std::make_unique<store_writer>(
+    st.store, [addr = self->address()] {
+      if (auto me = caf::actor_cast<caf::actor>(addr)) caf::anon_send(me, written_atom::value);
     });
-  self->set_down_handler([self](const caf::down_msg& dm) {
-    auto& subs = self->state.subscribers;
-    subs.erase(std::remove_if(subs.begin(), subs.end(),
-                              [&](const caf::actor& a) { return a.address() == dm.source; }),
-               subs.end());
-    if (subs.empty()) self->state.committed->wanted.store(false, std::memory_order_release);
-  });
   return {
-    [self](append_atom, append_request& req) -> caf::result<append_result> {
-      auto& st = self->state;
-      st.batch.push_back(std::move(req));
-      st.promises.push_back(self->make_response_promise());
-      // The flush message queues behind every append already in the mailbox, so
-      // one store write takes all of them: group commit without a timer.
-      if (!st.flush_scheduled) {
-        st.flush_scheduled = true;
-        auto linger = std::min<std::chrono::nanoseconds>(st.last_write / 4,
-                                                         std::chrono::milliseconds{2});
-        ++st.flush_id;
-        if (st.batch.size() < st.last_batch && linger > std::chrono::microseconds{50}) {
-          st.lingering = true;
-          self->delayed_send(self, linger, flush_atom::value, st.flush_id);
-        } else {
-          self->send(self, flush_atom::value, st.flush_id);
-        }
-      } else if (st.lingering && st.batch.size() >= st.last_batch) {
-        st.lingering = false;
-        ++st.flush_id; // the delayed flush is now stale
-        self->send(self, flush_atom::value, st.flush_id); // as large as the last: go now
-      }
-      return st.promises.back();
+    // The fast form: the result comes back as (appended, tag, result or error).
+    [self](append_atom, append_request& req, uint64_t tag) {
+      gather(self, std::move(req),
+             reply_target{{}, caf::actor_cast<caf::actor>(self->current_sender()), tag});
     },
-    [self](flush_atom, uint64_t id) { flush(self, id); },
-    [self](subscribe_atom, const caf::actor& who, uint64_t from_position) {
-      publish(self); // deliver anything pending first, to the existing subscribers
-      // Start buffering before reading the catch-up, so a commit by another
-      // writer lands either in the catch-up or in the buffer (positions already
-      // seen are skipped by the subscriber).
-      self->state.committed->wanted.store(true, std::memory_order_release);
-      catch_up(self, who, from_position == 0 ? 1 : from_position);
-      self->monitor(who);
-      self->state.subscribers.push_back(who);
+    // The request form, for callers that append rarely.
+    [self](append_atom, append_request& req) -> caf::result<append_result> {
+      auto rp = self->make_response_promise();
+      gather(self, std::move(req), reply_target{rp, {}, 0});
+      return rp;
+    },
+    [self](flush_atom) {
+      self->state.flush_scheduled = false;
+      start_write(self);
+    },
+    [self](written_atom) {
+      auto& st = self->state;
+      if (!st.writing) return;
+      auto done = std::move(st.writing_replies);
+      st.writing_replies.clear();
+      auto results = st.writer->take_results();
+      st.writing = false;
+      start_write(self); // keep the disk busy first, then answer
+      deliver(done, std::move(results));
     },
     [self](position_atom) { return self->state.store->head_position(); },
   };
@@ -178,10 +216,7 @@ caf::behavior journal_actor(journal_actor_t* self, std::shared_ptr<journal> stor
 } // namespace
 
 caf::actor spawn_journal(caf::actor_system& sys, std::shared_ptr<journal> store) {
-  // Detached: a durable write blocks in fdatasync for milliseconds, which must not
-  // take a scheduler thread away from the aggregates. (Never put it in the
-  // registry: CAF 0.17 bug #1110 hangs shutdown on registered detached actors.)
-  return sys.spawn<caf::detached>(journal_actor, std::move(store));
+  return sys.spawn(journal_actor, std::move(store));
 }
 
 } // namespace cairn

@@ -68,7 +68,15 @@ node_config::node_config() {
     .add(options.aggregates.snapshot_every, "snapshot-every",
          "snapshot an aggregate every N events (0: never)")
     .add(options.aggregates.passivate_after, "passivate-after",
-         "stop aggregates idle this long (0: never)");
+         "stop aggregates idle this long (0: never)")
+    .add(options.projections.checkpoint_every, "checkpoint-every",
+         "checkpoint a projection after N store positions (0: never)")
+    .add(options.projections.checkpoint_interval, "checkpoint-interval",
+         "checkpoint a projection after this long (0: never)")
+    .add(options.feed.ring_events, "feed-ring-events",
+         "recent committed events kept in memory for live projections")
+    .add(options.feed.batch_events, "feed-batch-events",
+         "most events handed to a projection at once");
 }
 
 } // namespace cairn

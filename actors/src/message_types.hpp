@@ -20,17 +20,20 @@
 namespace cairn {
 
 using append_atom = caf::atom_constant<caf::atom("append")>;
+using appended_atom = caf::atom_constant<caf::atom("appended")>;
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
 using command_atom = caf::atom_constant<caf::atom("command")>;
-using subscribe_atom = caf::atom_constant<caf::atom("subscribe")>;
-using events_atom = caf::atom_constant<caf::atom("events")>;
 using query_atom = caf::atom_constant<caf::atom("query")>;
 using expire_atom = caf::atom_constant<caf::atom("expire")>;
-using dispatch_atom = caf::atom_constant<caf::atom("dispatch")>;
 using position_atom = caf::atom_constant<caf::atom("position")>;
 using passivate_atom = caf::atom_constant<caf::atom("passivate")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
-using catch_up_atom = caf::atom_constant<caf::atom("catch_up")>;
+// The event feed (event_feed.hpp) and the actors that follow it.
+using feed_atom = caf::atom_constant<caf::atom("feed")>;
+using commit_atom = caf::atom_constant<caf::atom("commit")>;
+using feed_stats_atom = caf::atom_constant<caf::atom("feedstats")>;
+using rebuild_atom = caf::atom_constant<caf::atom("rebuild")>;
+using retry_atom = caf::atom_constant<caf::atom("retry")>;
 
 /// The category under which cairn::errc codes travel inside caf::error.
 constexpr caf::atom_value error_category = caf::atom("cairn");
@@ -79,11 +82,6 @@ typename Inspector::result_type inspect(Inspector& f, command_reply& x) {
   return f(caf::meta::type_name("cairn.command_reply"), x.version, x.position, x.events);
 }
 
-/// A reply_handler as a message element (local only: it holds a closure).
-struct reply_callback {
-  reply_handler fn;
-};
-
 /// A cairn::error as a caf::error (category "cairn", message text as context).
 caf::error to_caf(const error& e);
 
@@ -93,5 +91,4 @@ error from_caf(const caf::error& e);
 } // namespace cairn
 
 // Local-only messages: they carry closures and never leave the process.
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cairn::reply_callback)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cairn::query_job)

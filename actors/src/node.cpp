@@ -1,8 +1,10 @@
 // The node facade: owns or attaches to an actor system, spawns the journal,
-// routers, projections and dispatchers, and stops them all at shutdown.
+// routers, projections and the timeout sweepers, and stops them all at shutdown.
 #include "cairn/node.hpp"
 
 #include <deque>
+#include <mutex>
+#include <thread>
 #include <shared_mutex>
 #include <unordered_map>
 
@@ -13,84 +15,54 @@
 #include <caf/stateful_actor.hpp>
 
 #include "cairn/node_config.hpp"
+#include "event_feed.hpp"
 #include "log.hpp"
 #include "message_types.hpp"
+#include "reply_sink.hpp"
+#include "saga_manager.hpp"
 #include "spawn.hpp"
 
 namespace cairn {
 
 namespace {
 
-/// Calls the handler exactly once: with the reply, or with unavailable if the
-/// message carrying it is dropped (its actor stopped) before any reply.
-struct once_handler {
-  reply_handler fn;
-  bool called = false;
-  void operator()(expected<command_reply> r) {
-    if (called) return;
-    called = true;
-    try {
-      fn(std::move(r));
-    } catch (const std::exception& ex) {
-      log().error("a command reply handler threw: {}", ex.what());
-    }
-  }
-  ~once_handler() {
-    if (!called) (*this)(error{errc::unavailable, "the node stopped before replying"});
-  }
+/// Commands in flight, in send order, for the timeout sweep. Senders add to it
+/// under its mutex; its sweeper actor removes answered and expired entries. Every
+/// command has the same timeout, so deadlines are in order too.
+struct command_lane {
+  std::mutex mutex;
+  std::deque<std::pair<caf::timestamp, std::shared_ptr<reply_sink>>> pending;
+  bool ticking = false; // a sweep is scheduled
 };
 
-/// Pending commands in send order, for the timeout sweep. Every command has the
-/// same timeout, so deadlines are in order too.
-struct dispatcher_state {
-  static inline const char* name = "cairn.dispatcher";
-  std::deque<std::pair<caf::timestamp, std::shared_ptr<once_handler>>> pending;
-  bool ticking = false;
-};
-
-using dispatcher_t = caf::stateful_actor<dispatcher_state>;
+using sweeper_t = caf::event_based_actor;
 
 constexpr auto sweep_interval = std::chrono::milliseconds{50};
 
-// (The unused index avoids spawning with no arguments: CAF 0.17 then binds a
-// reference to a null tuple pointer, which UBSan rightly reports.)
-caf::behavior dispatcher(dispatcher_t* self, size_t /*index*/) {
-  // Timeouts are swept by one periodic tick per dispatcher instead of one timer
-  // per request: CAF 0.17's clock thread costs a lock and a wake-up per timer.
+// Timeouts are swept by one periodic tick per lane instead of one timer per
+// command: CAF 0.17's clock thread costs a lock and a wake-up per timer.
+caf::behavior sweeper(sweeper_t* self, std::shared_ptr<command_lane> lane) {
   return {
-    [self](dispatch_atom, const caf::actor& router, command_message& cmd, int64_t timeout_ns,
-           reply_callback& cb) {
-      auto handler = std::make_shared<once_handler>();
-      handler->fn = std::move(cb.fn);
-      auto& st = self->state;
-      st.pending.emplace_back(caf::make_timestamp() + caf::timespan{timeout_ns}, handler);
-      if (!st.ticking) {
-        st.ticking = true;
-        self->delayed_send(self, sweep_interval, expire_atom::value);
-      }
-      self->request(router, caf::infinite, command_atom::value, std::move(cmd))
-        .then([handler](command_reply& r) { (*handler)(std::move(r)); },
-              [handler](caf::error& e) { (*handler)(from_caf(e)); });
-    },
-    [self](expire_atom) {
-      auto& st = self->state;
+    [self, lane](expire_atom) {
       auto now = caf::make_timestamp();
-      while (!st.pending.empty() &&
-             (st.pending.front().second->called || st.pending.front().first <= now)) {
-        (*st.pending.front().second)(error{errc::timeout, "no reply to the command in time"});
-        st.pending.pop_front();
+      std::vector<std::shared_ptr<reply_sink>> expired;
+      bool again;
+      {
+        std::lock_guard<std::mutex> guard{lane->mutex};
+        auto& q = lane->pending;
+        while (!q.empty() && (q.front().second->called() || q.front().first <= now)) {
+          if (!q.front().second->called()) expired.push_back(std::move(q.front().second));
+          q.pop_front();
+        }
+        again = lane->ticking = !q.empty();
       }
-      st.ticking = !st.pending.empty();
-      if (st.ticking) self->delayed_send(self, sweep_interval, expire_atom::value);
+      for (auto& sink : expired) (*sink)(error{errc::timeout, "no reply to the command in time"});
+      if (again) self->delayed_send(self, sweep_interval, expire_atom::value);
     },
   };
 }
 
 } // namespace
-
-caf::actor spawn_dispatcher(caf::actor_system& sys, size_t index) {
-  return sys.spawn(dispatcher, index);
-}
 
 struct node::impl {
   std::unique_ptr<caf::actor_system> owned;
@@ -99,11 +71,15 @@ struct node::impl {
   std::shared_ptr<journal> store;
   std::shared_ptr<snapshot_store> snapshots;
   caf::actor journal_actor;
-  std::vector<caf::actor> dispatchers;
+  caf::actor feed; // the event feed's publisher (event_feed.hpp)
+  std::vector<std::shared_ptr<command_lane>> lanes; // one per scheduler thread
+  std::vector<caf::actor> sweepers;                  // one per lane
 
   std::shared_mutex mutex; // guards the maps and `stopped`
   std::unordered_map<std::string, caf::actor> routers;     // by category
   std::unordered_map<std::string, caf::actor> projections; // by name
+  std::unordered_map<std::string, caf::actor> subscriptions; // event handlers, by name
+  std::unordered_map<std::string, caf::actor> sagas;         // saga managers, by name
   bool stopped = false;
 
   void start() {
@@ -111,10 +87,12 @@ struct node::impl {
       log().warn("unknown log level \"{}\", keeping {}", opts.log_level,
                  spdlog::level::to_string_view(log().level()));
     journal_actor = spawn_journal(*sys, store);
+    feed = spawn_feed_publisher(*sys, store, opts.feed.ring_events);
     auto threads = caf::get_or(sys->config(), "scheduler.max-threads", size_t{2});
-    for (size_t i = 0; i < std::max<size_t>(1, threads); ++i)
-      dispatchers.push_back(spawn_dispatcher(*sys, i));
-    log().debug("node started with {} dispatchers", dispatchers.size());
+    for (size_t i = 0; i < std::max<size_t>(1, threads); ++i) {
+      lanes.push_back(std::make_shared<command_lane>());
+      sweepers.push_back(sys->spawn(sweeper, lanes.back()));
+    }
   }
 };
 
@@ -158,18 +136,139 @@ expected<void> node::add_aggregate(std::shared_ptr<const aggregate_model> model,
 }
 
 expected<void> node::add_projection(std::shared_ptr<const projection_model> model) {
+  auto opts = impl_->opts.projections;
+  if (!model->can_checkpoint()) opts = projection_options{};
+  return add_projection(std::move(model), opts);
+}
+
+expected<void> node::add_projection(std::shared_ptr<const projection_model> model,
+                                    projection_options opts) {
   std::string name{model->name()};
+  if (auto ok = projection_checkpoint_stream(name).validate(); !ok)
+    return error{errc::invalid_argument, "projection name: " + ok.error().message()};
+  if (opts.checkpoints() && !impl_->snapshots)
+    return error{errc::invalid_argument, "projection " + name +
+                                           " asks for checkpoints, but the node has no "
+                                           "snapshot store to keep them in"};
   std::unique_lock<std::shared_mutex> guard{impl_->mutex};
   if (impl_->stopped) return error{errc::unavailable, "node is shut down"};
   if (impl_->projections.count(name))
     return error{errc::invalid_argument, "projection " + name + " is already registered"};
   impl_->projections.emplace(name, spawn_projection(*impl_->sys, std::move(model), impl_->store,
-                                                    impl_->journal_actor, impl_->opts.query_timeout));
+                                                    impl_->feed, impl_->snapshots, opts,
+                                                    impl_->opts.feed, impl_->opts.query_timeout));
   return {};
 }
 
+expected<uint64_t> node::rebuild_projection(const std::string& name) {
+  caf::actor target;
+  {
+    std::shared_lock<std::shared_mutex> guard{impl_->mutex};
+    if (impl_->stopped) return error{errc::unavailable, "node is shut down"};
+    auto it = impl_->projections.find(name);
+    if (it == impl_->projections.end())
+      return error{errc::not_found, "no projection named \"" + name + "\""};
+    target = it->second;
+  }
+  expected<uint64_t> result = error{errc::unavailable, "projection " + name + " did not answer"};
+  caf::scoped_actor self{*impl_->sys};
+  self->request(target, impl_->opts.query_timeout, rebuild_atom::value)
+    .receive([&](uint64_t head) { result = head; },
+             [&](caf::error& e) { result = from_caf(e); });
+  return result;
+}
+
+expected<void> node::subscribe_events(std::string name, event_filter filter, event_handler handler,
+                                      notification_options opts) {
+  if (auto ok = stream_id{"notification", name}.validate(); !ok)
+    return error{errc::invalid_argument, "subscription name: " + ok.error().message()};
+  if (!handler) return error{errc::invalid_argument, "subscription " + name + " has no handler"};
+  std::unique_lock<std::shared_mutex> guard{impl_->mutex};
+  if (impl_->stopped) return error{errc::unavailable, "node is shut down"};
+  if (impl_->subscriptions.count(name))
+    return error{errc::invalid_argument, "an event subscription named " + name + " exists"};
+  // The head is read here, not in the actor: "from the next commit" means after
+  // this call, whenever the actor gets to run.
+  uint64_t start_after = opts.from_beginning ? 0 : impl_->store->head_position();
+  auto actor = spawn_notification(*impl_->sys, name, std::move(filter), std::move(handler), opts,
+                                  start_after, impl_->store, impl_->feed, impl_->snapshots,
+                                  impl_->opts.feed);
+  impl_->subscriptions.emplace(std::move(name), std::move(actor));
+  return {};
+}
+
+expected<void> node::unsubscribe_events(const std::string& name) {
+  caf::actor target;
+  {
+    std::unique_lock<std::shared_mutex> guard{impl_->mutex};
+    auto it = impl_->subscriptions.find(name);
+    if (it == impl_->subscriptions.end())
+      return error{errc::not_found, "no event subscription named \"" + name + "\""};
+    target = std::move(it->second);
+    impl_->subscriptions.erase(it);
+  }
+  // Wait until it has stopped (and stored its position), so the name can be reused.
+  caf::scoped_actor self{*impl_->sys};
+  self->monitor(target);
+  self->send_exit(target, caf::exit_reason::user_shutdown);
+  self->receive([](const caf::down_msg&) {});
+  return {};
+}
+
+expected<event_feed_stats> node::feed_stats() {
+  expected<event_feed_stats> result = error{errc::unavailable, "the event feed did not answer"};
+  caf::scoped_actor self{*impl_->sys};
+  self->request(impl_->feed, std::chrono::seconds{10}, feed_stats_atom::value)
+    .receive([&](event_feed_stats& s) { result = s; },
+             [&](caf::error& e) { result = from_caf(e); });
+  return result;
+}
+
+expected<void> node::add_saga(std::shared_ptr<const saga_model> model, saga_options opts) {
+  std::string name{model->name()};
+  if (auto ok = stream_id{model->category(), "x"}.validate(); !ok)
+    return error{errc::invalid_argument, "saga name: " + ok.error().message()};
+  if (auto problem = model->check_names(); !problem.empty())
+    return error{errc::invalid_argument, "saga " + name + ": " + problem};
+  std::unique_lock<std::shared_mutex> guard{impl_->mutex};
+  if (impl_->stopped) return error{errc::unavailable, "node is shut down"};
+  if (impl_->sagas.count(name))
+    return error{errc::invalid_argument, "saga " + name + " is already registered"};
+  // The manager sends through this node; shutdown() stops it before the node goes.
+  auto send = [this](command_message cmd, reply_handler on_reply) {
+    send_command(std::move(cmd), std::move(on_reply));
+  };
+  impl_->sagas.emplace(name, spawn_saga_manager(*impl_->sys, std::move(model), opts, impl_->store,
+                                                impl_->journal_actor, impl_->feed,
+                                                impl_->opts.feed, std::move(send)));
+  return {};
+}
+
+expected<saga_status> node::saga_status_of(const std::string& name) {
+  caf::actor target;
+  {
+    std::shared_lock<std::shared_mutex> guard{impl_->mutex};
+    if (impl_->stopped) return error{errc::unavailable, "node is shut down"};
+    auto it = impl_->sagas.find(name);
+    if (it == impl_->sagas.end()) return error{errc::not_found, "no saga named \"" + name + "\""};
+    target = it->second;
+  }
+  expected<saga_status> result = error{errc::unavailable, "saga " + name + " did not answer"};
+  caf::scoped_actor self{*impl_->sys};
+  self->request(target, std::chrono::seconds{10}, caf::get_atom::value)
+    .receive([&](saga_status& s) { result = s; }, [&](caf::error& e) { result = from_caf(e); });
+  return result;
+}
+
 void node::send_command(command_message cmd, reply_handler on_reply) {
+  // Straight to the router, one-way: a sender's commands to one aggregate stay in
+  // order (CAF delivers in order between two parties; router and aggregate are
+  // FIFO). The lane of the sending thread keeps the command for the timeout sweep,
+  // and shutdown() answers whatever is left in the lanes.
+  std::shared_ptr<reply_sink> sink;
   caf::actor router;
+  bool start_sweep = false;
+  size_t lane = 0;
   {
     std::shared_lock<std::shared_mutex> guard{impl_->mutex};
     if (impl_->stopped) {
@@ -183,13 +282,17 @@ void node::send_command(command_message cmd, reply_handler on_reply) {
                                                cmd.target.category + "\""});
     }
     router = it->second;
+    sink = std::make_shared<reply_sink>(std::move(on_reply));
+    auto& lanes = impl_->lanes;
+    lane = std::hash<std::thread::id>{}(std::this_thread::get_id()) % lanes.size();
+    std::lock_guard<std::mutex> lane_guard{lanes[lane]->mutex};
+    lanes[lane]->pending.emplace_back(caf::make_timestamp() + impl_->opts.command_timeout, sink);
+    start_sweep = !lanes[lane]->ticking;
+    lanes[lane]->ticking = true;
   }
-  // One dispatcher per target keeps a sender's commands to one aggregate in order
-  // (CAF delivers in order between any two actors; the router and aggregate are FIFO).
-  auto& d = impl_->dispatchers[std::hash<stream_id>{}(cmd.target) % impl_->dispatchers.size()];
-  caf::anon_send(d, dispatch_atom::value, std::move(router), std::move(cmd),
-                 static_cast<int64_t>(impl_->opts.command_timeout.count()),
-                 reply_callback{std::move(on_reply)});
+  if (start_sweep)
+    caf::delayed_anon_send(impl_->sweepers[lane], sweep_interval, expire_atom::value);
+  caf::anon_send(router, command_atom::value, std::move(cmd), command_sink{std::move(sink)});
 }
 
 expected<command_reply> node::execute_command(command_message cmd) {
@@ -226,8 +329,11 @@ void node::shutdown() {
     impl_->stopped = true;
     for (auto& kv : impl_->routers) actors.push_back(kv.second);
     for (auto& kv : impl_->projections) actors.push_back(kv.second);
+    for (auto& kv : impl_->subscriptions) actors.push_back(kv.second);
+    for (auto& kv : impl_->sagas) actors.push_back(kv.second);
   }
-  for (auto& d : impl_->dispatchers) actors.push_back(d);
+  for (auto& d : impl_->sweepers) actors.push_back(d);
+  actors.push_back(impl_->feed);
   actors.push_back(impl_->journal_actor);
   {
     caf::scoped_actor self{*impl_->sys};
@@ -244,6 +350,16 @@ void node::shutdown() {
     if (timed_out)
       log().error("shutdown: {} of {} actors did not stop within 10 s", actors.size() - down,
                   actors.size());
+  }
+  // Commands nobody answered (their messages died with the actors) fail now.
+  for (auto& lane : impl_->lanes) {
+    std::deque<std::pair<caf::timestamp, std::shared_ptr<reply_sink>>> left;
+    {
+      std::lock_guard<std::mutex> guard{lane->mutex};
+      left.swap(lane->pending);
+    }
+    for (auto& entry : left)
+      (*entry.second)(error{errc::unavailable, "the node stopped before replying"});
   }
   log().debug("node stopped");
 }

@@ -1,5 +1,6 @@
-// Projection actors: keep one read model current and answer queries on it, waiting
-// for a position when asked to (read-your-writes).
+// Projection actors: keep one read model current by following the event feed,
+// checkpoint it, rebuild it on demand, and answer queries on it, waiting for a
+// position when asked to (read-your-writes).
 #include <algorithm>
 #include <chrono>
 
@@ -7,6 +8,7 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include "event_feed.hpp"
 #include "log.hpp"
 #include "message_types.hpp"
 #include "spawn.hpp"
@@ -14,6 +16,11 @@
 namespace cairn {
 
 namespace {
+
+using steady = std::chrono::steady_clock;
+
+/// How long a projection waits before reading again after a failed store read.
+constexpr auto read_retry_delay = std::chrono::seconds{1};
 
 struct waiting_query {
   uint64_t id;
@@ -24,28 +31,72 @@ struct projection_state {
   static inline const char* name = "cairn.projection";
   std::shared_ptr<const projection_model> model;
   std::unique_ptr<projection_instance> instance;
-  uint64_t applied = 0; // position of the last event folded in (or skipped)
-  error broken;
+  uint64_t applied = 0; // every event up to here is folded in (or was not wanted)
+  error broken;         // set when apply failed: queries fail with it until a rebuild
   std::vector<waiting_query> waiting;
   uint64_t next_query_id = 1;
   std::shared_ptr<journal> store;
-  caf::actor journal_actor;
+  std::unique_ptr<feed_cursor> feed;
+
+  std::shared_ptr<snapshot_store> checkpoints; // null: no checkpoints
+  projection_options options;
+  uint64_t checkpointed = 0; // position of the checkpoint last saved or loaded
+  steady::time_point checkpointed_at = steady::now();
+
+  void save_checkpoint() {
+    checkpointed_at = steady::now();
+    auto snap = instance->save_checkpoint(applied);
+    if (!snap) {
+      log().warn("projection {}: no checkpoint: {}", model->name(), snap.error().describe());
+      return;
+    }
+    if (auto ok = checkpoints->save(*snap); !ok) {
+      log().warn("projection {}: checkpoint not saved: {}", model->name(), ok.error().describe());
+      return;
+    }
+    checkpointed = applied;
+  }
+
+  void maybe_checkpoint() {
+    if (!checkpoints || broken || applied <= checkpointed) return;
+    bool by_count = options.checkpoint_every > 0 &&
+                    applied - checkpointed >= options.checkpoint_every;
+    bool by_time = options.checkpoint_interval.count() > 0 &&
+                   steady::now() - checkpointed_at >= options.checkpoint_interval;
+    if (by_count || by_time) save_checkpoint();
+  }
+
+  /// Starts from the stored checkpoint if there is a usable one.
+  void load_checkpoint() {
+    if (!checkpoints) return;
+    auto snap = checkpoints->load(projection_checkpoint_stream(model->name()));
+    if (!snap) {
+      log().warn("projection {}: ignoring checkpoint: {}", model->name(), snap.error().describe());
+      return;
+    }
+    if (!*snap) return;
+    auto& s = **snap;
+    if (s.version > store->head_position()) {
+      log().warn("projection {}: ignoring checkpoint at position {}, past the store's head {}",
+                 model->name(), s.version, store->head_position());
+      return;
+    }
+    if (auto ok = instance->load_checkpoint(s); !ok) {
+      log().info("projection {}: ignoring checkpoint: {}", model->name(), ok.error().describe());
+      instance = model->make_instance(); // a failed load may have left anything behind
+      return;
+    }
+    applied = checkpointed = s.version;
+    log().debug("projection {}: resumed from its checkpoint at position {}", model->name(), applied);
+  }
+
+  ~projection_state() {
+    if (checkpoints && options.checkpoint_on_stop && !broken && applied > checkpointed)
+      save_checkpoint();
+  }
 };
 
 using projection_actor_t = caf::stateful_actor<projection_state>;
-
-/// Folds events in, skipping any already applied (catch-up and live may overlap).
-void apply_events(projection_state& st, const std::vector<envelope>& events) {
-  for (auto& e : events) {
-    if (e.position <= st.applied || st.broken) continue;
-    if (auto ok = st.instance->apply(e); !ok) {
-      st.broken = ok.error();
-      log().error("projection {} stopped applying: {}", st.model->name(), st.broken.describe());
-      break;
-    }
-    st.applied = e.position;
-  }
-}
 
 void answer(projection_state& st, query_job& job) {
   if (st.broken) job.call->fail(st.broken);
@@ -63,39 +114,54 @@ void release_waiting(projection_state& st) {
   for (auto& q : done) answer(st, q.job);
 }
 
+/// Folds a delivery from the feed in; returns the position consumed (the feed
+/// pauses if that is short of `through`, which happens only when apply fails).
+uint64_t apply_events(projection_state& st, const std::vector<const envelope*>& events,
+                      uint64_t through) {
+  if (st.broken) return st.applied;
+  for (auto* e : events) {
+    if (auto ok = st.instance->apply(*e); !ok) {
+      st.broken = ok.error();
+      st.applied = e->position - 1;
+      log().error("projection {} stopped applying: {}", st.model->name(), st.broken.describe());
+      release_waiting(st);
+      return st.applied;
+    }
+  }
+  st.applied = through;
+  st.maybe_checkpoint();
+  release_waiting(st);
+  return through;
+}
+
 caf::behavior projection_actor(projection_actor_t* self,
                                std::shared_ptr<const projection_model> model,
-                               std::shared_ptr<journal> store, caf::actor journal_actor,
+                               std::shared_ptr<journal> store, caf::actor feed,
+                               std::shared_ptr<snapshot_store> checkpoints,
+                               projection_options options, feed_options feed_opts,
                                std::chrono::nanoseconds query_timeout) {
-  self->state.model = std::move(model);
-  self->state.instance = self->state.model->make_instance();
-  self->state.store = std::move(store);
-  self->state.journal_actor = std::move(journal_actor);
-  // Catch up by reading the store directly, a chunk per message so queries are
-  // served in between and the journal actor never stalls on a long rebuild.
-  self->send(self, catch_up_atom::value);
+  auto& st = self->state;
+  st.model = std::move(model);
+  st.instance = st.model->make_instance();
+  st.store = std::move(store);
+  st.options = options;
+  if (options.checkpoints() && st.model->can_checkpoint()) st.checkpoints = std::move(checkpoints);
+  st.load_checkpoint();
+  st.feed = std::make_unique<feed_cursor>(
+    self, std::move(feed), st.store, st.model->filter(),
+    feed_cursor::settings{feed_opts.batch_events, feed_opts.batch_events},
+    [self](const std::vector<const envelope*>& events, uint64_t through) {
+      return apply_events(self->state, events, through);
+    },
+    [self](const error& why) {
+      log().warn("projection {}: reading events failed, retrying: {}", self->state.model->name(),
+                 why.describe());
+      self->delayed_send(self, read_retry_delay, retry_atom::value);
+    });
+  // Replays from the store, a chunk per message so queries are served in between,
+  // then follows new commits.
+  st.feed->start(st.applied + 1);
   return {
-    [self](catch_up_atom) {
-      auto& st = self->state;
-      constexpr size_t chunk = 4096;
-      auto events = st.store->read_all(st.applied + 1, chunk);
-      if (!events) {
-        st.broken = events.error();
-        log().error("projection {} cannot catch up: {}", st.model->name(), st.broken.describe());
-        return release_waiting(st);
-      }
-      apply_events(st, *events);
-      release_waiting(st);
-      if (events->size() == chunk && !st.broken) return self->send(self, catch_up_atom::value);
-      // Close to the head: the journal sends what is left, then every new commit.
-      self->send(st.journal_actor, subscribe_atom::value, caf::actor_cast<caf::actor>(self),
-                 st.applied + 1);
-    },
-    [self](events_atom, const std::vector<envelope>& events) {
-      auto& st = self->state;
-      apply_events(st, events);
-      release_waiting(st);
-    },
     [self, query_timeout](query_atom, query_job& job) {
       auto& st = self->state;
       if (st.broken || job.min_position <= st.applied) return answer(st, job);
@@ -116,6 +182,21 @@ caf::behavior projection_actor(projection_actor_t* self,
                                             std::to_string(st.applied) + ", not yet " +
                                             std::to_string(job.min_position)});
     },
+    [self](rebuild_atom) {
+      // Back to the empty model at position 0, then replay everything; queries keep
+      // being served (and wait for their position) meanwhile.
+      auto& st = self->state;
+      st.instance = st.model->make_instance();
+      st.applied = 0;
+      st.broken = error{};
+      if (st.checkpoints) st.save_checkpoint(); // a restart continues the rebuild
+      st.feed->start(1);
+      log().info("projection {}: rebuilding from position 1", st.model->name());
+      return st.store->head_position();
+    },
+    [self](retry_atom) {
+      if (!self->state.broken) self->state.feed->resume();
+    },
     [self](position_atom) { return self->state.applied; },
   };
 }
@@ -123,10 +204,12 @@ caf::behavior projection_actor(projection_actor_t* self,
 } // namespace
 
 caf::actor spawn_projection(caf::actor_system& sys, std::shared_ptr<const projection_model> model,
-                            std::shared_ptr<journal> store, caf::actor journal_actor,
+                            std::shared_ptr<journal> store, caf::actor feed,
+                            std::shared_ptr<snapshot_store> checkpoints,
+                            projection_options options, feed_options feed_opts,
                             std::chrono::nanoseconds query_timeout) {
-  return sys.spawn(projection_actor, std::move(model), std::move(store), std::move(journal_actor),
-                   query_timeout);
+  return sys.spawn(projection_actor, std::move(model), std::move(store), std::move(feed),
+                   std::move(checkpoints), options, feed_opts, query_timeout);
 }
 
 } // namespace cairn

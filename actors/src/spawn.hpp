@@ -9,15 +9,17 @@
 #include <caf/fwd.hpp>
 
 #include "cairn/aggregate_model.hpp"
+#include "cairn/event_filter.hpp"
 #include "cairn/journal.hpp"
+#include "cairn/node.hpp"
 #include "cairn/node_options.hpp"
 #include "cairn/snapshot_store.hpp"
 #include "cairn/projection.hpp"
 
 namespace cairn {
 
-/// The journal actor: owns `store` for writes, group-commits concurrent appends,
-/// then publishes committed events to subscribers in position order.
+/// The journal actor: owns `store` for writes and group-commits concurrent appends.
+/// (Committed events reach followers through the event feed: event_feed.hpp.)
 caf::actor spawn_journal(caf::actor_system& sys, std::shared_ptr<journal> store);
 
 /// The router of one aggregate category: spawns one aggregate actor per entity
@@ -26,13 +28,23 @@ caf::actor spawn_router(caf::actor_system& sys, std::shared_ptr<const aggregate_
                         caf::actor journal_actor, std::shared_ptr<journal> store,
                         std::shared_ptr<snapshot_store> snapshots, aggregate_options opts);
 
-/// A projection actor: catches up from `store`, then follows the journal actor's
-/// live commits; applies events and answers queries.
+/// A projection actor: starts from its checkpoint in `checkpoints` (if given and
+/// `options` ask for checkpoints), follows the event feed `feed` (event_feed.hpp)
+/// from there, applies events, answers queries and rebuilds on rebuild_atom.
 caf::actor spawn_projection(caf::actor_system& sys, std::shared_ptr<const projection_model> model,
-                            std::shared_ptr<journal> store, caf::actor journal_actor,
+                            std::shared_ptr<journal> store, caf::actor feed,
+                            std::shared_ptr<snapshot_store> checkpoints,
+                            projection_options options, feed_options feed_opts,
                             std::chrono::nanoseconds query_timeout);
 
-/// A dispatcher: turns the node's callback-style sends into CAF requests.
-caf::actor spawn_dispatcher(caf::actor_system& sys, size_t index);
+/// An event subscription: calls `handler` for each event matching `filter`, at least
+/// once, after the position stored in `checkpoints` under "notification-<subscription>",
+/// or, with none stored (or no `checkpoints`), after position `start_after`.
+caf::actor spawn_notification(caf::actor_system& sys, std::string subscription,
+                              event_filter filter, event_handler handler,
+                              notification_options options, uint64_t start_after,
+                              std::shared_ptr<journal> store, caf::actor feed,
+                              std::shared_ptr<snapshot_store> checkpoints, feed_options feed_opts);
+
 
 } // namespace cairn

@@ -1,6 +1,8 @@
 // This sample shows a Cairn application end to end: the account aggregate and the
-// balances projection hosted on a node, driven by the standard bank workload from
-// many concurrent closed-loop clients, then verified against the stored events.
+// balances and top-accounts projections hosted on a node, driven by the standard bank
+// workload from many concurrent closed-loop clients, then verified against the stored
+// events. With --transfers=N it then runs N money transfers through the transfer saga
+// (withdraw, deposit, refund if the deposit is refused) and verifies those too.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -20,6 +22,10 @@
 
 #include "bank/account.hpp"
 #include "bank/balances.hpp"
+#include "bank/top_accounts.hpp"
+#include "bank/transfer.hpp"
+#include "bank/transfer_saga.hpp"
+#include "bank/transfers.hpp"
 #include "bank/workload.hpp"
 
 namespace {
@@ -34,6 +40,7 @@ struct bank_config : cairn::node_config {
   std::string data = "./data";
   std::string sync = "always";
   bool fresh = false;
+  size_t transfers = 0;
   bank_config() {
     caf::config_option_adder{custom_options_, "global"}
       .add(accounts, "accounts,a", "number of accounts (A)")
@@ -42,7 +49,8 @@ struct bank_config : cairn::node_config {
       .add(store, "store", "event store: file (default) or memory")
       .add(data, "data", "data folder of the file store")
       .add(sync, "sync", "file store sync policy: always, interval or never")
-      .add(fresh, "fresh", "delete the data folder's events first");
+      .add(fresh, "fresh", "delete the data folder's events first")
+      .add(transfers, "transfers", "after the workload, run N transfers through the saga");
   }
 };
 
@@ -108,7 +116,9 @@ int64_t percentile(std::vector<int64_t>& v, double p) {
 /// Sums Deposited minus Withdrawn and counts events by reading the whole store back.
 struct store_fold {
   int64_t total = 0;
-  uint64_t events = 0;
+  uint64_t events = 0;               ///< every stored event
+  uint64_t account_events = 0;       ///< events of account streams
+  uint64_t plain_account_events = 0; ///< ... not caused by a saga's command
   bool ok = true;
 };
 
@@ -125,6 +135,9 @@ store_fold fold_store(const cairn::journal& store) {
     if (chunk->empty()) return f;
     for (auto& e : *chunk) {
       ++f.events;
+      if (e.stream.category != bank::account::category) continue;
+      ++f.account_events;
+      if (!e.meta.find(std::string{cairn::command_id_key})) ++f.plain_account_events;
       auto ev = cairn::variant_codec<bank::account::event_type>::decode(e);
       if (!ev) {
         std::fprintf(stderr, "undecodable event: %s\n", ev.error().describe().c_str());
@@ -136,6 +149,91 @@ store_fold fold_store(const cairn::journal& store) {
     }
     pos = chunk->back().position + 1;
   }
+}
+
+/// One transfer of phase 3.
+struct planned_transfer {
+  std::string id;
+  std::string from;
+  std::string to;
+  int64_t amount = 0;
+};
+
+/// Phase 3's N transfers (--transfers, not part of the standard workload), drawn from
+/// splitmix64 seeded with 7: payer `r1 % A`; payee another account, except when
+/// `r2 % 10 == 0` an account that does not exist (its deposit is refused, so the saga
+/// refunds the payer); amount `1 + r3 % 500`. Transfer ids start with `prefix`.
+std::vector<planned_transfer> plan_transfers(uint64_t accounts, uint64_t n,
+                                             const std::string& prefix) {
+  bank::splitmix64 rng{7};
+  std::vector<planned_transfer> plan;
+  plan.reserve(n);
+  for (uint64_t j = 0; j < n; ++j) {
+    auto r1 = rng.next(), r2 = rng.next(), r3 = rng.next();
+    auto from = r1 % accounts;
+    auto to = (r2 % 10 == 0 || accounts < 2)
+                ? "missing-" + std::to_string(j)
+                : bank::account_id((from + 1 + r2 % (accounts - 1)) % accounts);
+    plan.push_back({prefix + std::to_string(j), bank::account_id(from), std::move(to),
+                    static_cast<int64_t>(1 + r3 % 500)});
+  }
+  return plan;
+}
+
+struct transfer_report {
+  uint64_t completed = 0;
+  uint64_t refunded = 0;   ///< the deposit was refused and the payer refunded
+  uint64_t refused = 0;    ///< the withdrawal was refused (insufficient funds)
+  uint64_t unfinished = 0; ///< no outcome in time
+  uint64_t request_failures = 0;
+  double seconds = 0;
+};
+
+/// Requests every planned transfer at once, waits until the saga has ended all of
+/// them (the transfers read model counts outcomes), and reads how each one ended.
+transfer_report run_transfers(cairn::node& node, const cairn::journal& store,
+                              const std::vector<planned_transfer>& plan) {
+  transfer_report report;
+  auto start = clock_type::now();
+  latch requested{plan.size()};
+  std::atomic<uint64_t> failures{0};
+  std::mutex m;
+  uint64_t last_position = 0;
+  for (auto& t : plan)
+    node.send<bank::transfer>(t.id, bank::request_transfer{t.from, t.to, t.amount},
+                              [&](cairn::expected<cairn::command_reply> r) {
+                                if (!r) ++failures;
+                                else {
+                                  std::lock_guard<std::mutex> g{m};
+                                  last_position = std::max(last_position, r->position);
+                                }
+                                requested.count_down();
+                              });
+  requested.wait();
+  report.request_failures = failures;
+  // The saga works on its own: poll the read model until nothing is in flight.
+  auto give_up = clock_type::now() + std::chrono::minutes{5};
+  for (;;) {
+    auto left = node.query<bank::transfers>([](const bank::transfers& t) { return t.in_flight(); },
+                                            last_position);
+    if ((left && *left == 0) || clock_type::now() > give_up) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds{5});
+  }
+  report.seconds = std::chrono::duration<double>(clock_type::now() - start).count();
+  for (auto& t : plan) {
+    auto events = store.read_stream({"transfer", t.id}, 1, 8);
+    auto last = events && !events->empty() ? events->back().type : std::string{};
+    if (last == "transfer_completed") {
+      ++report.completed;
+    } else if (last == "transfer_failed") {
+      auto f = cairn::variant_codec<bank::transfer::event_type>::decode(events->back());
+      bool refunded = f && std::get<bank::transfer_failed>(*f).reason.rfind("credit refused", 0) == 0;
+      ++(refunded ? report.refunded : report.refused);
+    } else {
+      ++report.unfinished;
+    }
+  }
+  return report;
 }
 
 } // namespace
@@ -184,11 +282,20 @@ int main(int argc, char** argv) {
   int rc = 0;
   {
     cairn::node node{cfg, store, snapshots};
-    if (!node.register_aggregate<bank::account>() || !node.register_projection<bank::balances>())
+    if (!node.register_aggregate<bank::account>() || !node.register_projection<bank::balances>() ||
+        !node.register_projection<bank::top_accounts>())
+      return 1;
+    const bool with_transfers = cfg.transfers > 0;
+    if (with_transfers &&
+        (!node.register_aggregate<bank::transfer>() || !node.register_projection<bank::transfers>() ||
+         !node.register_saga<bank::transfer_saga>()))
       return 1;
 
     // Events already in the store from earlier runs (a file store keeps them).
     const uint64_t events_before = store->head_position();
+    // With transfers the store also holds transfer and saga streams, and account
+    // events the saga caused: the workload's check then counts its own account events.
+    const store_fold before = with_transfers ? fold_store(*store) : store_fold{};
     std::atomic<uint64_t> opened_now{0};
 
     // Phase 1 (not timed): open every account (a no-op for those already open).
@@ -260,15 +367,59 @@ int main(int argc, char** argv) {
     std::printf("latency: p50 %.1f us  p99 %.1f us  p999 %.1f us\n", percentile(lat, 0.50) / 1e3,
                 percentile(lat, 0.99) / 1e3, percentile(lat, 0.999) / 1e3);
     std::printf("peak RSS: %ld MiB\n", ru.ru_maxrss / 1024);
-    const uint64_t expected_events = events_before + opened_now + accepted;
+    const uint64_t counted = with_transfers ? fold.plain_account_events : fold.events;
+    const uint64_t counted_before = with_transfers ? before.plain_account_events : events_before;
+    const uint64_t expected_events = counted_before + opened_now + accepted;
     std::printf("projection total: %lld  store total: %lld  stored events: %llu  expected: %llu"
                 " (%llu before this run)\n",
                 static_cast<long long>(projected->first), static_cast<long long>(fold.total),
-                static_cast<unsigned long long>(fold.events),
+                static_cast<unsigned long long>(counted),
                 static_cast<unsigned long long>(expected_events),
-                static_cast<unsigned long long>(events_before));
+                static_cast<unsigned long long>(counted_before));
     bool verified = fold.ok && failed == 0 && projected->first == fold.total &&
-                    projected->second == fold.events && fold.events == expected_events;
+                    projected->second == fold.account_events &&
+                    counted == expected_events;
+
+    // Phase 3 (--transfers, not timed as part of the workload): transfers via the saga.
+    if (with_transfers) {
+      auto transfers = plan_transfers(cfg.accounts, cfg.transfers,
+                                      "r" + std::to_string(events_before) + "-");
+      auto report = run_transfers(node, *store, transfers);
+      auto after = fold_store(*store);
+      auto total = node.query<bank::balances>([](const bank::balances& b) { return b.total; },
+                                              store->head_position());
+      // Each completed or refunded transfer took exactly two account steps.
+      auto saga_steps = (after.account_events - after.plain_account_events) -
+                        (fold.account_events - fold.plain_account_events);
+      std::printf("transfers: %zu requested, %llu completed, %llu refunded (payee missing), "
+                  "%llu refused (insufficient funds), %llu unfinished in %.3f s (%.0f/s)\n",
+                  transfers.size(), static_cast<unsigned long long>(report.completed),
+                  static_cast<unsigned long long>(report.refunded),
+                  static_cast<unsigned long long>(report.refused),
+                  static_cast<unsigned long long>(report.unfinished), report.seconds,
+                  report.seconds > 0 ? static_cast<double>(transfers.size()) / report.seconds : 0.0);
+      std::printf("money before transfers: %lld  after: %lld  saga account steps: %llu\n",
+                  static_cast<long long>(fold.total), static_cast<long long>(after.total),
+                  static_cast<unsigned long long>(saga_steps));
+      verified = verified && after.ok && report.request_failures == 0 && report.unfinished == 0 &&
+                 report.completed + report.refunded + report.refused == transfers.size() &&
+                 after.total == fold.total && total && *total == after.total &&
+                 after.plain_account_events == fold.plain_account_events &&
+                 saga_steps == 2 * (report.completed + report.refunded);
+    }
+
+    // The second read model: the richest accounts.
+    auto top = node.query<bank::top_accounts>([](const bank::top_accounts& t) { return t.top(5); },
+                                              store->head_position());
+    if (top) {
+      std::printf("top accounts:");
+      for (auto& [id, balance] : *top)
+        std::printf(" %s %lld", id.c_str(), static_cast<long long>(balance));
+      std::printf("\n");
+    } else {
+      std::fprintf(stderr, "top accounts query failed: %s\n", top.error().describe().c_str());
+      verified = false;
+    }
     std::printf("verification: %s\n", verified ? "PASSED" : "FAILED");
     rc = verified ? 0 : 1;
   } // the node stops every actor here; the process then exits promptly

@@ -4,6 +4,7 @@
 #
 # Usage: cli_test.sh CAIRN_BINARY STORE_HELPER_BINARY CASE
 # Cases: help usage inspect roundtrip bad_import reimport unfaithful verify tail lock
+#        state_unregistered; and state, whose CAIRN_BINARY is the bank sample's bank_cli
 set -uo pipefail
 
 if [[ $# -ne 3 ]]; then
@@ -114,7 +115,7 @@ case_help() {
   run 0 -h
   contains "$out" "Subcommands:" "cairn -h"
   local sub
-  for sub in streams read tail stats verify export import; do
+  for sub in streams read tail stats verify export import state; do
     run 0 "$sub" --help
     contains "$out" "Usage: cairn [--data DIR] $sub" "cairn $sub --help"
     equals "$err" "" "cairn $sub --help stderr"
@@ -408,6 +409,86 @@ case_lock() {
   wait "$pid" 2>/dev/null
   run 0 --data d import more.jsonl
   contains "$out" "imported 4 events into 4 streams" "import once the writer is gone"
+}
+
+# The stock tool knows no aggregate types: `state` says so.
+case_state_unregistered() {
+  generate 4 1 >in.jsonl
+  run 0 --data d import in.jsonl
+  run 1 --data d state account-0
+  contains "$err" "cairn state: no aggregate types are registered in this program" "state without types"
+  run 0 state --help
+  contains "$out" "Aggregate types in this program: none" "state --help without types"
+  run 2 state
+  contains "$err" "give a STREAM name" "state without stream"
+}
+
+# Run with bank_cli as CAIRN_BINARY: the tool plus the bank's account type.
+case_state() {
+  local b64_opened b64_deposited b64_withdrawn
+  b64_opened=$(b64 '\x01\x03ann')    # opened{"ann"}
+  b64_deposited=$(b64 '\x01\xac\x02') # deposited{150}
+  b64_withdrawn=$(b64 '\x01\x14')     # withdrawn{10}
+  # One import per event, so each has its own commit time.
+  local type payload n=0
+  for type in opened deposited withdrawn deposited; do
+    case $type in
+      opened) payload=$b64_opened ;;
+      deposited) payload=$b64_deposited ;;
+      withdrawn) payload=$b64_withdrawn ;;
+    esac
+    printf '{"stream":"account-42","type":"%s","payload_base64":"%s"}\n' "$type" "$payload" >e$n.jsonl
+    run 0 --data d import --append e$n.jsonl
+    n=$((n + 1))
+  done
+  run 0 --data d state account-42 --version 3
+  contains "$out" '{"stream":"account-42","version":3,"timestamp_ns":' "state --version 3"
+  contains "$out" '"state":{"balance":140,"is_open":true}}' "state --version 3 state"
+  run 0 --data d state account-42
+  contains "$out" '"version":4,' "state with no point is the latest"
+  contains "$out" '"state":{"balance":290,"is_open":true}}' "latest state"
+  run 0 state account-42 --version=0 --data d
+  equals "$out" '{"stream":"account-42","version":0,"timestamp_ns":null,"time":null,"state":{"balance":0,"is_open":false}}' "state --version 0"
+  # --at, as ISO-8601 and as nanoseconds, from the commit times the store reports.
+  run 0 --data d read account-42 --json
+  local times stamps
+  times=$(sed -E 's/.*"time":"([^"]*)".*/\1/' <<<"$out")
+  stamps=$(sed -E 's/.*"timestamp_ns":([0-9]+),.*/\1/' <<<"$out")
+  run 0 --data d state account-42 --at "$(sed -n 2p <<<"$times")"
+  contains "$out" '"version":2,' "state --at the second event's time"
+  contains "$out" "\"time\":\"$(sed -n 2p <<<"$times")\"" "state --at reports the event's time"
+  contains "$out" '"state":{"balance":150,"is_open":true}}' "state --at ISO"
+  run 0 --data d state account-42 --at "$(sed -n 3p <<<"$stamps")"
+  contains "$out" '"version":3,' "state --at nanoseconds"
+  run 0 --data d state account-42 --at "$(($(sed -n 3p <<<"$stamps") - 1))"
+  contains "$out" '"version":2,' "state --at just before the third event"
+  run 0 --data d state account-42 --at 2000-01-01T00:00:00Z
+  contains "$out" '"version":0,' "state --at before the first event"
+  # Errors.
+  run 1 --data d state account-42 --version 5
+  contains "$err" "cairn state: not_found: stream account-42 is at version 4, there is no version 5" "state beyond the head"
+  run 1 --data d state account-7
+  contains "$err" "stream account-7 has no events" "state of an unknown stream"
+  run 1 --data d state other-1
+  contains "$err" 'no aggregate type is registered for category "other" (this program knows: account)' "state of an unknown category"
+  run 2 --data d state account-42 --version 1 --at 2000-01-01T00:00:00Z
+  contains "$err" "give --version or --at, not both" "state --version and --at"
+  run 2 --data d state account-42 --at yesterday
+  contains "$err" '--at needs a UTC time' "state --at with a bad time"
+  run 2 --data d state account-42 --at 2024-02-30T00:00:00Z
+  contains "$err" '--at needs a UTC time' "state --at with a date that does not exist"
+  run 2 --data d state account-42 --version x
+  contains "$err" "--version needs a non-negative integer" "state --version x"
+  run 1 --data "$work/missing" state account-42
+  contains "$err" "data folder $work/missing" "state on a missing folder"
+  run 0 state --help
+  contains "$out" "Usage: cairn [--data DIR] state STREAM" "state --help"
+  contains "$out" "Aggregate types in this program: account" "state --help lists the types"
+  run 0 --help
+  contains "$out" "Aggregate types \`state\` knows: account" "--help lists the types"
+  # The rest of the tool works as in the stock binary.
+  run 0 --data d streams
+  equals "$out" $'account-42\t4' "bank_cli streams"
 }
 
 if ! declare -F "case_$case_name" >/dev/null; then

@@ -257,6 +257,23 @@ TEST_CASE("cli: times are printed as ISO-8601 UTC with nanoseconds") {
   CHECK(format_time(951782400000000001) == "2000-02-29T00:00:00.000000001Z");
 }
 
+TEST_CASE("cli: times are read back from ISO-8601 UTC or nanoseconds") {
+  for (int64_t ns : {int64_t{0}, int64_t{1714557600123456789}, int64_t{-1},
+                     int64_t{951782400000000001}})
+    CHECK(parse_time(format_time(ns), "--at") == ns);
+  CHECK(parse_time("2024-05-01T10:00:00Z", "--at") == 1714557600000000000);
+  CHECK(parse_time("2024-05-01T10:00:00.5Z", "--at") == 1714557600500000000);
+  CHECK(parse_time("1714557600123456789", "--at") == 1714557600123456789);
+  CHECK(parse_time("-5", "--at") == -5);
+  for (const char* bad : {"", "-", "yesterday", "2024-05-01", "2024-05-01T10:00:00",
+                          "2024-05-01T10:00:00+01:00", "2024-05-01 10:00:00Z",
+                          "2024-02-30T00:00:00Z", "2024-05-01T24:00:00Z",
+                          "2024-05-01T10:00:00.Z", "2024-05-01T10:00:00.1234567890Z",
+                          "2024-05-01T10:00:00Zx"})
+    CHECK_THROWS_AS(parse_time(bad, "--at"), usage_error);
+  CHECK_THROWS_AS(parse_time("99999999999999999999", "--at"), usage_error);
+}
+
 TEST_CASE("cli: the text rendering shows every part of an event and escapes control characters") {
   auto e = sample_envelope();
   e.meta.entries = {{"note", "two\nlines\x1b"}};

@@ -21,9 +21,12 @@ enum exit_code : int {
   exit_usage = 2,  ///< bad command line
 };
 
-/// What every subcommand gets: the global options.
+class registry; // cairn/cli_tool.hpp
+
+/// What every subcommand gets: the global options, and the program's aggregate types.
 struct context {
   std::string data_dir = "./data";
+  const registry* types = nullptr; ///< never null inside run()
 };
 
 /// A bad command line: main() prints it with a pointer to --help and exits with 2.
@@ -63,6 +66,11 @@ private:
 /// Parses a non-negative decimal integer for option `what`, or throws usage_error.
 uint64_t parse_count(const std::string& text, const std::string& what);
 
+/// Parses a time for option `what`: ISO-8601 UTC ("2024-05-01T10:00:00Z", optionally
+/// with up to 9 digits of fractional seconds, as format_time writes) or an integer
+/// of nanoseconds since the Unix epoch. Returns nanoseconds; throws usage_error.
+int64_t parse_time(const std::string& text, const std::string& what);
+
 /// Prints "cairn <command>: <message>" to stderr and returns exit_failed.
 int fail(const std::string& command, const std::string& message);
 
@@ -99,5 +107,6 @@ int run_tail(context& ctx, std::vector<std::string> args);
 int run_verify(context& ctx, std::vector<std::string> args);
 int run_export(context& ctx, std::vector<std::string> args);
 int run_import(context& ctx, std::vector<std::string> args);
+int run_state(context& ctx, std::vector<std::string> args);
 
 } // namespace cairn::cli

@@ -9,6 +9,7 @@
 #include <ctime>
 #include <filesystem>
 #include <iostream>
+#include <limits>
 
 #include <cairn/file_journal.hpp>
 
@@ -70,6 +71,68 @@ uint64_t parse_count(const std::string& text, const std::string& what) {
   unsigned long long v = std::strtoull(text.c_str(), nullptr, 10);
   if (errno == ERANGE) throw usage_error(what + " value " + text + " is too large");
   return v;
+}
+
+int64_t parse_time(const std::string& text, const std::string& what) {
+  auto bad = [&] {
+    return usage_error(what + " needs a UTC time like 2024-05-01T10:00:00Z or "
+                              "2024-05-01T10:00:00.123456789Z, or nanoseconds since the Unix "
+                              "epoch, not \"" + printable(text) + "\"");
+  };
+  size_t sign = !text.empty() && text[0] == '-' ? 1 : 0;
+  if (text.size() > sign && text.find_first_not_of("0123456789", sign) == std::string::npos) {
+    errno = 0;
+    long long v = std::strtoll(text.c_str(), nullptr, 10);
+    if (errno == ERANGE) throw usage_error(what + " value " + text + " is out of range");
+    return v;
+  }
+  // YYYY-MM-DDTHH:MM:SS[.fraction]Z
+  auto number = [&](size_t pos, size_t n) {
+    int v = 0;
+    for (size_t k = pos; k < pos + n; ++k) {
+      if (k >= text.size() || text[k] < '0' || text[k] > '9') throw bad();
+      v = v * 10 + (text[k] - '0');
+    }
+    return v;
+  };
+  auto expect = [&](size_t pos, char c) {
+    if (pos >= text.size() || text[pos] != c) throw bad();
+  };
+  std::tm tm{};
+  tm.tm_year = number(0, 4) - 1900;
+  expect(4, '-');
+  tm.tm_mon = number(5, 2) - 1;
+  expect(7, '-');
+  tm.tm_mday = number(8, 2);
+  expect(10, 'T');
+  tm.tm_hour = number(11, 2);
+  expect(13, ':');
+  tm.tm_min = number(14, 2);
+  expect(16, ':');
+  tm.tm_sec = number(17, 2);
+  size_t i = 19;
+  int64_t nanos = 0;
+  if (i < text.size() && text[i] == '.') {
+    size_t first = ++i;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') nanos = nanos * 10 + (text[i++] - '0');
+    if (i == first || i - first > 9) throw bad();
+    for (size_t digits = i - first; digits < 9; ++digits) nanos *= 10;
+  }
+  expect(i, 'Z');
+  if (i + 1 != text.size()) throw bad();
+  std::tm want = tm;
+  std::time_t seconds = ::timegm(&tm);
+  // timegm normalizes (February 30 becomes March 2): accept only dates that exist.
+  std::tm back{};
+  if (!::gmtime_r(&seconds, &back) || back.tm_year != want.tm_year || back.tm_mon != want.tm_mon ||
+      back.tm_mday != want.tm_mday || back.tm_hour != want.tm_hour || back.tm_min != want.tm_min ||
+      back.tm_sec != want.tm_sec)
+    throw bad();
+  constexpr int64_t ns_per_s = 1000000000;
+  if (seconds > std::numeric_limits<int64_t>::max() / ns_per_s - 1 ||
+      seconds < std::numeric_limits<int64_t>::min() / ns_per_s + 1)
+    throw usage_error(what + " value " + text + " is out of range");
+  return static_cast<int64_t>(seconds) * ns_per_s + nanos;
 }
 
 int fail(const std::string& command, const std::string& message) {

@@ -12,11 +12,16 @@
 
 #include "cairn/aggregate_model.hpp"
 #include "cairn/command.hpp"
+#include "cairn/event_feed_stats.hpp"
+#include "cairn/event_filter.hpp"
 #include "cairn/journal.hpp"
 #include "cairn/node_options.hpp"
 #include "cairn/projection.hpp"
 #include "cairn/query.hpp"
+#include "cairn/saga_model.hpp"
+#include "cairn/saga_options.hpp"
 #include "cairn/snapshot_store.hpp"
+#include "cairn/temporal.hpp"
 
 namespace caf {
 class actor_system;
@@ -29,6 +34,11 @@ class node_config;
 /// Receives a command's outcome, on one of the node's scheduler threads: keep it
 /// short and never block in it.
 using reply_handler = std::function<void(expected<command_reply>)>;
+
+/// Receives one committed event of an event subscription (subscribe_events), on
+/// the subscription's actor: one call at a time, in position order. Keep it short;
+/// throwing makes the node call it again with the same event later.
+using event_handler = std::function<void(const envelope&)>;
 
 class node {
 public:
@@ -51,8 +61,8 @@ public:
 
   /// Hosts aggregate type A: commands to category A::category reach one actor per
   /// entity id, spawned on first use. Call before sending A's commands. Errors:
-  /// invalid_argument (category already registered, or two of A's commands or
-  /// events share a type name).
+  /// invalid_argument (category already registered, two of A's commands or events
+  /// share a type name, or upcasters of its events that check() faults).
   template <class A>
   expected<void> register_aggregate() {
     return register_aggregate<A>(options().aggregates);
@@ -62,19 +72,101 @@ public:
   template <class A>
   expected<void> register_aggregate(aggregate_options opts) {
     using traits = aggregate_traits<A>;
-    for (auto problem : {traits::command_codec::check_names(), traits::event_codec::check_names()})
+    for (auto problem : {traits::command_codec::check_names(), traits::event_codec::check_names(),
+                         upcasters_of<typename traits::event_type>().check()})
       if (!problem.empty())
         return error{errc::invalid_argument, std::string{traits::category()} + ": " + problem};
     return add_aggregate(make_aggregate_model<A>(), opts);
   }
 
-  /// Hosts projection P: its actor rebuilds the read model from the whole store,
-  /// then follows new commits. Call before querying P. Errors: invalid_argument
-  /// (name already registered).
+  /// Hosts projection P: its actor rebuilds the read model from the whole store
+  /// (or from its checkpoint, see projection_options), then follows new commits.
+  /// Call before querying P. Uses options().projections; a P that cannot save its
+  /// read model (projection.hpp) then just runs without checkpoints. Errors:
+  /// invalid_argument (name already registered, P::event_types inconsistent with
+  /// P's handlers, upcasters of its events that check() faults, or checkpoints
+  /// asked for on a node without a snapshot store).
   template <class P>
   expected<void> register_projection() {
-    return add_projection(make_projection_model<P>());
+    auto opts = options().projections;
+    if (!projection_traits<P>::can_checkpoint) {
+      opts.checkpoint_every = 0;
+      opts.checkpoint_interval = {};
+    }
+    return register_projection<P>(opts);
   }
+
+  /// As above, with P's own checkpoint settings. Errors as above, and
+  /// invalid_argument if `opts` ask for checkpoints and P cannot save its read model.
+  template <class P>
+  expected<void> register_projection(projection_options opts) {
+    using traits = projection_traits<P>;
+    if (auto problem = upcasters_of<typename P::event_type>().check(); !problem.empty())
+      return error{errc::invalid_argument, std::string{traits::name()} + ": " + problem};
+    if (auto problem = traits::check(); !problem.empty())
+      return error{errc::invalid_argument, problem};
+    if (opts.checkpoints() && !traits::can_checkpoint)
+      return error{errc::invalid_argument,
+                   std::string{traits::name()} + ": checkpoints need `bytes save() const` and "
+                                                 "`static expected<P> load(const bytes&)`, or "
+                                                 "describe(cairn::type<P>)"};
+    return add_projection(make_projection_model<P>(), opts);
+  }
+
+  /// Resets projection P to its empty read model at position 0 and replays the
+  /// whole store into it, while the node keeps serving commands. Queries meanwhile
+  /// see the partly rebuilt model unless they ask for a position (which they wait
+  /// for as usual): the returned head position is where the rebuild has caught up
+  /// with everything committed before the call. With checkpoints on, the empty
+  /// model is checkpointed first, so a restart mid-rebuild finishes the rebuild.
+  /// Blocks until the projection has reset. Errors: not_found (unregistered),
+  /// unavailable (node stopped), timeout (no answer within query_timeout).
+  template <class P>
+  expected<uint64_t> rebuild_projection() {
+    return rebuild_projection(std::string{projection_traits<P>::name()});
+  }
+  expected<uint64_t> rebuild_projection(const std::string& name);
+
+  /// Runs saga S (saga.hpp): its manager actor resumes from its checkpoint (loading
+  /// unfinished instances and re-sending their pending commands), follows every
+  /// committed event, and sends the commands its instances decide through this
+  /// node's command path. Register S's target aggregates too. Errors:
+  /// invalid_argument (name already registered, a name unusable as a stream
+  /// category, or type names that clash or use the reserved "cairn." prefix).
+  template <class S>
+  expected<void> register_saga(saga_options opts = {}) {
+    if (auto problem = saga_traits<S>::check_names(); !problem.empty())
+      return error{errc::invalid_argument, "saga " + std::string{S::name} + ": " + problem};
+    return add_saga(make_saga_model<S>(), opts);
+  }
+
+  /// Where saga S's manager has got to (for monitoring, and for tests that wait
+  /// for it). Blocks briefly; do not call from inside an actor. Errors: not_found
+  /// (unregistered), unavailable (stopped or no answer).
+  template <class S>
+  expected<saga_status> saga_status_of() {
+    return saga_status_of(std::string{S::name});
+  }
+  expected<saga_status> saga_status_of(const std::string& name);
+
+  /// Calls `handler` for every committed event that matches `filter`, at least once,
+  /// in position order, on an actor of its own. Delivery resumes after the position
+  /// stored under "notification-<name>" in the node's snapshot store; with no stored
+  /// position (or no snapshot store) it starts where `opts` say. The position is
+  /// stored after handling, so a crash may deliver again what was handled since
+  /// (never skip it). A handler that throws gets the same event again, after a
+  /// backoff, until it succeeds or opts.max_attempts is reached (then the event is
+  /// logged and skipped). Errors: invalid_argument (name already subscribed, empty
+  /// name or one with control characters, or an empty handler), unavailable (stopped).
+  expected<void> subscribe_events(std::string name, event_filter filter, event_handler handler,
+                                  notification_options opts = {});
+
+  /// Stops the subscription `name` (storing its position). Errors: not_found.
+  expected<void> unsubscribe_events(const std::string& name);
+
+  /// What the event feed that projections and subscriptions follow holds and has
+  /// done. Blocks briefly; do not call from inside an actor. Errors: unavailable.
+  expected<event_feed_stats> feed_stats();
 
   /// Sends command `cmd` to aggregate A's instance `id` without waiting (the fast
   /// path). `on_reply` gets the new version and position, or an error: rejected,
@@ -142,6 +234,19 @@ public:
                          min_position, 0});
   }
 
+  /// The state of aggregate A's instance `id` right after its event `version`, or as
+  /// of `time`, replayed from store() on the calling thread (temporal.hpp). Errors:
+  /// not_found (unknown stream, or a version beyond the stream's), invalid_argument
+  /// (malformed id), corrupt (an event that does not decode or upcast).
+  template <class A>
+  expected<A> state_at(const std::string& id, uint64_t version) const {
+    return cairn::state_at<A>(*store(), id, version);
+  }
+  template <class A>
+  expected<A> state_as_of(const std::string& id, std::chrono::system_clock::time_point time) const {
+    return cairn::state_as_of<A>(*store(), id, time);
+  }
+
   /// Type-erased forms of the calls above.
   void send_command(command_message cmd, reply_handler on_reply);
   expected<command_reply> execute_command(command_message cmd);
@@ -149,8 +254,12 @@ public:
   expected<void> add_aggregate(std::shared_ptr<const aggregate_model> model,
                                aggregate_options opts);
   expected<void> add_projection(std::shared_ptr<const projection_model> model);
+  expected<void> add_saga(std::shared_ptr<const saga_model> model, saga_options opts);
+  expected<void> add_projection(std::shared_ptr<const projection_model> model,
+                                projection_options opts);
 
-  /// Stops routers (and their aggregates), projections and the journal actor, and
+  /// Stops routers (and their aggregates), projections, event subscriptions, the
+  /// event feed and the journal actor, and
   /// waits until they have terminated. Commands still in flight fail with
   /// unavailable. Idempotent; called by the destructor.
   void shutdown();

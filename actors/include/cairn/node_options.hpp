@@ -3,6 +3,8 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace cairn {
@@ -17,6 +19,49 @@ struct aggregate_options {
   std::chrono::nanoseconds passivate_after = std::chrono::minutes{2};
 };
 
+/// How the node keeps one projection's checkpoint: its position plus its read model
+/// (save()/load() or a schema: projection.hpp), in the node's snapshot store under
+/// "projection-<name>". On start the projection loads it and replays only what
+/// follows. A checkpoint is taken after applying a batch of events, when either
+/// condition holds; both 0 (the default) means no checkpoints.
+struct projection_options {
+  /// ... at least this many store positions passed since the last one (0: ignore).
+  uint64_t checkpoint_every = 0;
+  /// ... at least this long passed since the last one (0: ignore).
+  std::chrono::nanoseconds checkpoint_interval{0};
+  /// Also save one when the node stops (if checkpoints are on and anything changed).
+  bool checkpoint_on_stop = true;
+
+  bool checkpoints() const { return checkpoint_every > 0 || checkpoint_interval.count() > 0; }
+};
+
+/// How handlers registered with node::subscribe_events() are driven.
+struct notification_options {
+  /// Where delivery starts when no position is stored for the subscription: true
+  /// from the store's first event, false with the first commit after subscribe_events().
+  bool from_beginning = true;
+  /// Store the delivered position after every this many handled events (1: after
+  /// every delivered batch that had any). A crash re-delivers at most what was
+  /// handled since. It is also stored on stop.
+  uint64_t checkpoint_every = 1;
+  /// A handler that throws gets the same event again after this delay, doubling
+  /// up to retry_max_delay.
+  std::chrono::nanoseconds retry_delay = std::chrono::milliseconds{10};
+  std::chrono::nanoseconds retry_max_delay = std::chrono::seconds{1};
+  /// Give up on an event after this many failed attempts: log it and go on with the
+  /// next (0: never give up; the subscription waits on that event).
+  uint32_t max_attempts = 0;
+};
+
+/// The event feed that projections and notification handlers follow (one per node).
+struct feed_options {
+  /// Recent committed events kept in memory for followers that are live; a
+  /// follower further behind reads the store instead.
+  size_t ring_events = 16384;
+  /// At most this many events per hand-over to a follower (and per store read).
+  size_t batch_events = 4096;
+};
+
 struct node_options {
   /// spdlog level: trace, debug, info, warn, error, critical or off.
   std::string log_level = "info";
@@ -26,6 +71,9 @@ struct node_options {
   std::chrono::nanoseconds query_timeout = std::chrono::seconds{5};
   /// Defaults for register_aggregate() without options.
   aggregate_options aggregates;
+  /// Defaults for register_projection() without options.
+  projection_options projections;
+  feed_options feed;
 };
 
 } // namespace cairn

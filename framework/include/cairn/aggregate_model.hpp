@@ -11,6 +11,7 @@
 #include "cairn/command.hpp"
 #include "cairn/expected.hpp"
 #include "cairn/snapshot_store.hpp"
+#include "cairn/upcaster.hpp"
 
 namespace cairn {
 
@@ -19,9 +20,10 @@ class aggregate_instance {
 public:
   virtual ~aggregate_instance() = default;
 
-  /// Folds one stored event into the state and advances version(). Errors: corrupt
-  /// (undecodable bytes or an exception in the application's evolve), not_found
-  /// (an event type this aggregate does not know).
+  /// Folds one stored event into the state (upcast first if it is of an older schema
+  /// or name: upcaster.hpp) and advances version() to its version. Errors: corrupt
+  /// (undecodable bytes, no upcaster for its version, or an exception in the
+  /// application's evolve), not_found (an event type this aggregate does not know).
   virtual expected<void> replay(const envelope& e) = 0;
 
   /// Decides on an encoded command. On success returns the encoded events (maybe
@@ -69,14 +71,17 @@ public:
   using traits = aggregate_traits<A>;
 
   expected<void> replay(const envelope& e) override {
-    auto ev = traits::event_codec::decode(e);
-    if (!ev) return ev.error();
+    // An old event may upcast to several (a split): all of them are folded in, and the
+    // version stays the stored event's.
+    expected<void> ok;
     try {
-      traits::evolve(state_, *ev);
+      ok = decode_each<typename traits::event_type>(
+        e, [this](const typename traits::event_type& ev) { traits::evolve(state_, ev); });
     } catch (const std::exception& ex) {
       return error{errc::corrupt, "evolve threw on " + e.stream.str() + " version " +
                                     std::to_string(e.version) + ": " + ex.what()};
     }
+    if (!ok) return ok;
     version_ = e.version;
     return {};
   }

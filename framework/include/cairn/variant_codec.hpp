@@ -43,15 +43,37 @@ struct variant_codec<std::variant<Ts...>> {
 
   /// Decodes a payload of the alternative named `type`. Errors: not_found for an
   /// unknown type name, corrupt for a schema version other than the current one
-  /// (upcast first) or for bytes that do not decode.
+  /// (upcast first: upcaster.hpp) or for bytes that do not decode.
   static expected<variant_type> decode(std::string_view type, uint32_t schema_version,
                                        const uint8_t* data, size_t size) {
-    // The not_found error is built only when no alternative matches: replay decodes
-    // every stored event, and a message per event would cost an allocation each.
+    if (auto current = decode_current(type, schema_version, data, size))
+      return std::move(*current);
+    // Messages are built only on this path: replay decodes every stored event, and a
+    // message per event would cost an allocation each.
+    if (!knows(type)) return error{errc::not_found, "unknown type \"" + std::string{type} + "\""};
+    return error{errc::corrupt, std::string{type} + " has schema version " +
+                                  std::to_string(current_version(type)) +
+                                  ", stored event has version " +
+                                  std::to_string(schema_version) + " and no upcaster"};
+  }
+
+  /// Decodes a payload if `type` and `schema_version` name an alternative's current
+  /// schema; nullopt (at no cost) for an unknown type or another version, which an
+  /// upcaster may still turn into current events. Errors: corrupt for bytes that do
+  /// not decode.
+  static std::optional<expected<variant_type>> decode_current(std::string_view type,
+                                                              uint32_t schema_version,
+                                                              const uint8_t* data, size_t size) {
     std::optional<expected<variant_type>> result;
-    if (!(try_decode<Ts>(type, schema_version, data, size, result) || ...))
-      return error{errc::not_found, "unknown type \"" + std::string{type} + "\""};
-    return std::move(*result);
+    (try_decode<Ts>(type, schema_version, data, size, result) || ...);
+    return result;
+  }
+
+  /// The current schema version of the alternative named `type` (0 if none is).
+  static uint32_t current_version(std::string_view type) {
+    uint32_t version = 0;
+    ((schema_of<Ts>().name == type ? (version = schema_of<Ts>().version, true) : false) || ...);
+    return version;
   }
 
   static expected<variant_type> decode(const envelope& e) {
@@ -74,18 +96,14 @@ struct variant_codec<std::variant<Ts...>> {
   }
 
 private:
+  // True once the alternative named `type` is found (names are unique); fills `out`
+  // only if the stored version is that alternative's current one.
   template <class T>
   static bool try_decode(std::string_view type, uint32_t schema_version, const uint8_t* data,
                          size_t size, std::optional<expected<variant_type>>& out) {
     auto s = schema_of<T>();
     if (s.name != type) return false;
-    if (schema_version != s.version) {
-      out.emplace(error{errc::corrupt, std::string{type} + " has schema version " +
-                                         std::to_string(s.version) +
-                                         ", stored event has version " +
-                                         std::to_string(schema_version) + " and no upcaster"});
-      return true;
-    }
+    if (schema_version != s.version) return true;
     auto x = cairn::decode<T>(data, size);
     if (x) out.emplace(variant_type{std::in_place_type<T>, std::move(*x)});
     else out.emplace(error{errc::corrupt, "cannot decode " + std::string{type} + ": " +

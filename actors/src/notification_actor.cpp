@@ -1,0 +1,162 @@
+// Notification actors: call an application's plain event handler for each committed
+// event matching a filter, at least once, resuming from a stored position.
+#include <algorithm>
+#include <chrono>
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "event_feed.hpp"
+#include "log.hpp"
+#include "message_types.hpp"
+#include "spawn.hpp"
+
+namespace cairn {
+
+namespace {
+
+/// Store the position at least this often while nothing matches, so a restart
+/// does not rescan a long run of other events.
+constexpr uint64_t max_unsaved_positions = 65536;
+
+struct notification_state {
+  static inline const char* name = "cairn.notification";
+  std::string subscription;
+  event_handler handler;
+  notification_options options;
+  std::shared_ptr<snapshot_store> checkpoints; // null: positions are not stored
+  std::unique_ptr<feed_cursor> feed;
+
+  uint64_t delivered = 0;          // every matching event up to here was handled
+  uint64_t saved = 0;              // the position last stored
+  uint64_t handled_since_save = 0;
+  uint32_t attempts = 0;           // failed attempts on the next event
+  std::chrono::nanoseconds delay{0};
+
+  stream_id checkpoint_stream() const { return stream_id{"notification", subscription}; }
+
+  void save_position() {
+    if (!checkpoints) return;
+    snapshot s{checkpoint_stream(), delivered, "position", 1, now_ns(), {}};
+    if (auto ok = checkpoints->save(s); !ok) {
+      log().warn("event subscription {}: position {} not stored: {}", subscription, delivered,
+                 ok.error().describe());
+      return;
+    }
+    saved = delivered;
+    handled_since_save = 0;
+  }
+
+  ~notification_state() {
+    if (delivered > saved) save_position();
+  }
+};
+
+using notification_actor_t = caf::stateful_actor<notification_state>;
+
+/// Calls the handler on each event; returns the position consumed (short of
+/// `through` when a handler failed and the event is to be retried).
+uint64_t handle_events(notification_actor_t* self, const std::vector<const envelope*>& events,
+                       uint64_t through) {
+  auto& st = self->state;
+  for (auto* e : events) {
+    std::string failure;
+    try {
+      st.handler(*e);
+    } catch (const std::exception& ex) {
+      failure = ex.what();
+    } catch (...) {
+      failure = "an exception that is not a std::exception";
+    }
+    if (failure.empty() || (st.options.max_attempts > 0 && st.attempts + 1 >= st.options.max_attempts)) {
+      if (!failure.empty())
+        log().error("event subscription {}: gave up on the event at position {} ({} {}) after "
+                    "{} attempts: {}",
+                    st.subscription, e->position, e->stream.str(), e->type, st.attempts + 1,
+                    failure);
+      st.attempts = 0;
+      st.delay = st.options.retry_delay;
+      st.delivered = e->position;
+      ++st.handled_since_save;
+      continue;
+    }
+    ++st.attempts;
+    log().warn("event subscription {}: handler failed on position {} ({} {}), attempt {}, "
+               "retrying in {} ms: {}",
+               st.subscription, e->position, e->stream.str(), e->type, st.attempts,
+               std::chrono::duration_cast<std::chrono::milliseconds>(st.delay).count(), failure);
+    st.delivered = e->position - 1;
+    if (st.handled_since_save > 0) st.save_position();
+    self->delayed_send(self, st.delay, retry_atom::value);
+    st.delay = std::min(st.delay * 2, st.options.retry_max_delay);
+    return st.delivered;
+  }
+  st.delivered = through;
+  if (st.handled_since_save >= std::max<uint64_t>(st.options.checkpoint_every, 1) ||
+      st.delivered - st.saved >= max_unsaved_positions)
+    st.save_position();
+  return through;
+}
+
+caf::behavior notification_actor(notification_actor_t* self, std::string subscription,
+                                 event_filter filter, event_handler handler,
+                                 notification_options options, uint64_t start_after,
+                                 std::shared_ptr<journal> store, caf::actor feed,
+                                 std::shared_ptr<snapshot_store> checkpoints,
+                                 feed_options feed_opts) {
+  auto& st = self->state;
+  st.subscription = std::move(subscription);
+  st.handler = std::move(handler);
+  st.options = options;
+  st.delay = options.retry_delay;
+  st.checkpoints = std::move(checkpoints);
+  // Resume after the stored position; else after `start_after` (and store that, so
+  // events committed while the node is down are delivered after a restart).
+  bool stored = false;
+  if (st.checkpoints) {
+    auto snap = st.checkpoints->load(st.checkpoint_stream());
+    if (!snap)
+      log().warn("event subscription {}: ignoring its stored position: {}", st.subscription,
+                 snap.error().describe());
+    else if (*snap) {
+      st.delivered = st.saved = (*snap)->version;
+      stored = true;
+    }
+  }
+  if (!stored) {
+    st.delivered = start_after;
+    st.save_position();
+  }
+  st.feed = std::make_unique<feed_cursor>(
+    self, std::move(feed), std::move(store), std::move(filter),
+    feed_cursor::settings{feed_opts.batch_events, feed_opts.batch_events},
+    [self](const std::vector<const envelope*>& events, uint64_t through) {
+      return handle_events(self, events, through);
+    },
+    [self](const error& why) {
+      auto& st = self->state;
+      log().warn("event subscription {}: reading events failed, retrying: {}", st.subscription,
+                 why.describe());
+      self->delayed_send(self, st.options.retry_max_delay, retry_atom::value);
+    });
+  st.feed->start(st.delivered + 1);
+  return {
+    [self](retry_atom) { self->state.feed->resume(); },
+    [self](position_atom) { return self->state.delivered; },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_notification(caf::actor_system& sys, std::string subscription,
+                              event_filter filter, event_handler handler,
+                              notification_options options, uint64_t start_after,
+                              std::shared_ptr<journal> store, caf::actor feed,
+                              std::shared_ptr<snapshot_store> checkpoints, feed_options feed_opts) {
+  return sys.spawn(notification_actor, std::move(subscription), std::move(filter),
+                   std::move(handler), options, start_after, std::move(store), std::move(feed),
+                   std::move(checkpoints), feed_opts);
+}
+
+} // namespace cairn

@@ -1,0 +1,34 @@
+// The saga manager: the actor that runs one saga type on a node (saga_manager.cpp).
+#pragma once
+
+#include <functional>
+#include <memory>
+
+#include <caf/actor.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/fwd.hpp>
+
+#include "cairn/journal.hpp"
+#include "cairn/node.hpp"
+#include "cairn/node_options.hpp"
+#include "cairn/saga_model.hpp"
+#include "cairn/saga_options.hpp"
+
+namespace cairn {
+
+/// How the manager sends a command: the node's command path (node::send_command).
+using saga_command_sender = std::function<void(command_message, reply_handler)>;
+
+/// Spawns the manager of saga `model`: it resumes from its checkpoint in `store`
+/// (appending through `journal_actor`), follows the event feed `feed`, routes
+/// events to instances by correlation key, and sends their commands with `send`.
+/// Answers (get_atom) with a saga_status.
+caf::actor spawn_saga_manager(caf::actor_system& sys, std::shared_ptr<const saga_model> model,
+                              saga_options opts, std::shared_ptr<journal> store,
+                              caf::actor journal_actor, caf::actor feed, feed_options feed_opts,
+                              saga_command_sender send);
+
+} // namespace cairn
+
+// Local only: the status answer never leaves the process.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cairn::saga_status)

@@ -1,0 +1,218 @@
+// saga_process: one saga instance plus the runtime's ledger of the commands it sent,
+// both rebuilt from the instance's stream. The saga manager actor drives it; it does
+// no I/O except reading the store, so it is tested without actors.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "cairn/journal.hpp"
+#include "cairn/saga_model.hpp"
+#include "cairn/schema.hpp"
+
+namespace cairn {
+
+// Runtime records, stored in a saga's stream beside its own events. Their type names
+// start with "cairn.", which saga events may not use.
+
+/// A command was decided and is about to be sent (stored before it is sent).
+struct saga_sent {
+  uint64_t step_id = 0;
+  std::string step;
+  std::string target; ///< the aggregate's stream name
+  std::string type;
+  uint32_t schema_version = 1;
+  bytes payload;
+  uint64_t expected_version = 0; ///< the target's version when it was decided
+  std::string causation_id;
+};
+/// The step's command was applied: its first event is at `position` (0: it was an
+/// accepted no-op, which stores nothing).
+struct saga_done {
+  uint64_t step_id = 0;
+  uint64_t position = 0;
+};
+/// The step failed for good (rejected, or timed out and the saga gave up on it).
+struct saga_failed {
+  uint64_t step_id = 0;
+  uint8_t code = 0; ///< a cairn::errc
+  std::string reason;
+};
+/// The saga chose to send the step's command again after a timeout.
+struct saga_retried {
+  uint64_t step_id = 0;
+};
+/// The saga manager's durable position: every event up to `position` is processed,
+/// and `open` are the keys of the instances not finished then.
+struct saga_checkpoint {
+  uint64_t position = 0;
+  std::vector<std::string> open;
+};
+
+inline auto describe(type<saga_sent>) {
+  return schema<saga_sent>(
+    "cairn.saga_sent", 1, field("step_id", &saga_sent::step_id), field("step", &saga_sent::step),
+    field("target", &saga_sent::target), field("type", &saga_sent::type),
+    field("schema_version", &saga_sent::schema_version), field("payload", &saga_sent::payload),
+    field("expected_version", &saga_sent::expected_version),
+    field("causation_id", &saga_sent::causation_id));
+}
+inline auto describe(type<saga_done>) {
+  return schema<saga_done>("cairn.saga_done", 1, field("step_id", &saga_done::step_id),
+                           field("position", &saga_done::position));
+}
+inline auto describe(type<saga_failed>) {
+  return schema<saga_failed>("cairn.saga_failed", 1, field("step_id", &saga_failed::step_id),
+                             field("code", &saga_failed::code),
+                             field("reason", &saga_failed::reason));
+}
+inline auto describe(type<saga_retried>) {
+  return schema<saga_retried>("cairn.saga_retried", 1, field("step_id", &saga_retried::step_id));
+}
+inline auto describe(type<saga_checkpoint>) {
+  return schema<saga_checkpoint>("cairn.saga_checkpoint", 1,
+                                 field("position", &saga_checkpoint::position),
+                                 field("open", &saga_checkpoint::open));
+}
+
+/// The stream of saga `name`'s checkpoints: "cairn_sagas-<name>".
+inline stream_id saga_checkpoint_stream(std::string_view name) {
+  return stream_id{"cairn_sagas", std::string{name}};
+}
+
+/// Metadata key on a saga's stored events: the position of the input that caused them.
+inline constexpr std::string_view trigger_position_key = "cairn.position";
+
+/// A command to hand to the node now.
+struct saga_dispatch {
+  uint64_t step_id = 0;
+  uint64_t send_seq = 0; ///< identifies this send: its reply or timeout must quote it
+  command_message command;
+};
+
+class saga_process {
+public:
+  /// Loads instance `key` of `model` from `store` (its whole stream). A key with no
+  /// stream yet gives a fresh process. Errors: those of the store, corrupt.
+  static expected<std::unique_ptr<saga_process>> load(const journal& store,
+                                                      std::shared_ptr<const saga_model> model,
+                                                      std::string key);
+
+  /// The key of the instance event `e` concerns: the sender's, if one of this saga's
+  /// commands caused it; else the saga's correlate(); "" for none (also for the
+  /// saga's own and checkpoint streams). Errors: corrupt, invalid_argument.
+  static expected<std::string> route(const saga_model& model, const envelope& e);
+
+  const std::string& key() const noexcept { return key_; }
+  const stream_id& stream() const noexcept { return stream_; }
+  /// The stored version of its stream (0: nothing stored yet).
+  uint64_t version() const noexcept { return version_; }
+  /// Position of the last input it processed; later inputs at or below it are skipped.
+  uint64_t last_position() const noexcept { return last_position_; }
+  /// True if nothing is stored or waiting to be stored: a fresh process that stayed
+  /// idle can be dropped.
+  bool empty() const noexcept { return version_ == 0 && unflushed_.empty(); }
+  /// The saga is done() and no command of it is pending.
+  bool finished() const { return instance_->done() && pending_.empty(); }
+  /// Commands sent and not yet known applied or failed.
+  size_t pending_steps() const noexcept { return pending_.size(); }
+  const saga_instance& instance() const noexcept { return *instance_; }
+  /// True if send `send_seq` of step `step_id` still waits for its reply (so a
+  /// timeout for it means something).
+  bool expects(uint64_t step_id, uint64_t send_seq) const {
+    auto it = pending_.find(step_id);
+    return it != pending_.end() && it->second.send_seq == send_seq && !it->second.awaiting_event;
+  }
+
+  /// Handles a committed input routed here. Skips it if at or before
+  /// last_position(). Resolves the step that caused it (if any), then runs react if
+  /// it is an input type. After an error drop the process and load it again.
+  expected<void> on_event(const envelope& e, const journal& store);
+
+  /// The reply to send `send_seq` of step `step_id` (stale replies are ignored):
+  /// accepted with events: wait for them to come in; accepted no-op: done;
+  /// rejected, not_found, invalid_argument, corrupt: on_rejected; timeout: as
+  /// on_timeout(); conflict: looks for the command's events in the target stream
+  /// (found: applied; not found: re-sends at the target's new version);
+  /// unavailable: re-sent later (take_delayed()).
+  expected<void> on_reply(uint64_t step_id, uint64_t send_seq,
+                          const expected<command_reply>& reply, const journal& store);
+
+  /// Send `send_seq` of step `step_id` got no reply in time: asks the saga's
+  /// on_timeout (retry, or give up and compensate).
+  expected<void> on_timeout(uint64_t step_id, uint64_t send_seq, const journal& store);
+
+  /// Sends the delayed step again (see take_delayed()), unless it moved on meanwhile.
+  void resend(uint64_t step_id, uint64_t send_seq);
+
+  /// Every pending step, to send again after a load (a restart, or a reload after
+  /// a failed append). The saga's expected versions make a repeat harmless.
+  std::vector<saga_dispatch> resume();
+
+  /// True if events wait to be stored.
+  bool has_append() const noexcept { return !unflushed_.empty(); }
+  /// The append to make before the commands decided since the last call may go.
+  append_request take_append();
+  /// That append is durable: its commands become ready.
+  void committed(const append_result& r);
+
+  /// Commands to send now.
+  std::vector<saga_dispatch> take_ready();
+  /// Steps to send again after a delay (their send got `unavailable`), as
+  /// (step_id, send_seq); pass each to resend() once the delay is over.
+  std::vector<std::pair<uint64_t, uint64_t>> take_delayed();
+
+private:
+  struct pending_step {
+    std::string name;
+    command_message command;   ///< with metadata; expected_version is the current send's
+    uint64_t recorded_version; ///< as stored: a search for its events starts after it
+    uint32_t attempts = 1;     ///< sends decided, across restarts
+    uint64_t send_seq = 0;
+    bool awaiting_event = false; ///< accepted, or found applied: its event is on its way
+  };
+
+  saga_process(std::shared_ptr<const saga_model> model, std::string key);
+
+  expected<void> replay(const envelope& e);
+  expected<void> absorb(saga_effects effects, const std::string& cause, uint64_t position,
+                        const journal& store);
+  void record(event_data ev, const std::string& cause, uint64_t position);
+  template <class T>
+  void record_runtime(const T& rec, const std::string& cause, uint64_t position);
+  expected<void> fail(std::map<uint64_t, pending_step>::iterator it, const error& why,
+                      const journal& store);
+  expected<void> resolve_conflict(std::map<uint64_t, pending_step>::iterator it,
+                                  const journal& store);
+  saga_dispatch dispatch(uint64_t step_id, pending_step& step);
+  std::string command_id(uint64_t step_id) const;
+
+  std::shared_ptr<const saga_model> model_;
+  std::unique_ptr<saga_instance> instance_;
+  std::string key_;
+  stream_id stream_;
+  uint64_t version_ = 0;
+  uint64_t last_position_ = 0;
+  uint64_t next_step_id_ = 1;
+  std::map<uint64_t, pending_step> pending_;
+  std::vector<event_data> unflushed_;
+  std::vector<uint64_t> after_commit_;
+  std::vector<saga_dispatch> ready_;
+  std::vector<std::pair<uint64_t, uint64_t>> delayed_;
+};
+
+/// Saga S's instance `key` as stored: replays its stream. For tests and tools.
+/// Errors: those of saga_process::load.
+template <class S>
+expected<S> load_saga_state(const journal& store, std::string key) {
+  auto p = saga_process::load(store, make_saga_model<S>(), std::move(key));
+  if (!p) return p.error();
+  return *static_cast<const S*>((*p)->instance().state());
+}
+
+} // namespace cairn
