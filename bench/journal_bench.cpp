@@ -5,8 +5,10 @@
 //  2. recovery of one aggregate with 100,000 events, with and without a snapshot,
 //     and its parts without actors: read_stream, read_stream_all, read + decode + evolve;
 //  3. whole-store replay (read_all) from the page cache.
-// Prints medians of --runs runs. Usage: journal_bench [--dir DIR] [--appenders N]
-//   [--seconds S] [--runs R] [--events E] [--events-per-append M] [--appends 0|1]
+// Prints medians of --runs runs, also as one "RESULT {json}" line for bench/run.
+// Usage: journal_bench [--dir DIR] [--appenders N] [--seconds S] [--runs R] [--events E]
+//   [--events-per-append M] [--appends 0|1]
+//   [--store file|memory] [--sync always|interval|never] [--disk-probe-seconds S]
 // (--appends 0 skips part 1, e.g. to profile the reads alone).
 #include <algorithm>
 #include <atomic>
@@ -20,6 +22,7 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <caf/actor_system.hpp>
@@ -29,16 +32,18 @@
 
 #include <cairn/file_journal.hpp>
 #include <cairn/journal_wrapper.hpp>
+#include <cairn/memory_journal.hpp>
 #include <cairn/node.hpp>
 #include <cairn/node_config.hpp>
 
 #include "bank/account.hpp"
 #include "message_types.hpp"
 #include "spawn.hpp"
+#include "bench_support.hpp"
 
 namespace fs = std::filesystem;
 using namespace cairn;
-using clock_type = std::chrono::steady_clock;
+using namespace cairn::bench; // clock_type, median, counting_journal, disk_syncs_per_s, ...
 
 namespace {
 
@@ -50,24 +55,9 @@ struct settings {
   size_t recovery_events = 100'000;
   size_t events_per_append = 1;
   bool appends = true;
-};
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
-
-/// Counts store writes and the requests and bytes they carried.
-class counting_journal : public journal_wrapper {
-public:
-  using journal_wrapper::journal_wrapper;
-  std::vector<expected<append_result>> append(std::vector<append_request> batch) override {
-    ++writes;
-    for (auto& r : batch) events += r.events.size();
-    return journal_wrapper::append(std::move(batch));
-  }
-  std::atomic<uint64_t> writes{0};
-  std::atomic<uint64_t> events{0};
+  std::string store = "file"; // "memory": the same path with no I/O (the CPU ceiling)
+  sync_policy sync = sync_policy::always;
+  double disk_probe_seconds = 2;
 };
 
 struct shared_run {
@@ -94,18 +84,9 @@ void append_next(appender_t* self) {
   }
   std::vector<event_data> events(st.events_per_append,
                                  event_data{"deposited", 1, {}, bytes(100, 0x5a)});
-  self->request(st.journal, caf::infinite, append_atom::value,
-                append_request{st.stream, st.version, std::move(events)})
-    .then(
-      [self](const append_result& r) {
-        self->state.version = r.last_version;
-        self->state.run->acked += self->state.events_per_append;
-        append_next(self);
-      },
-      [self](caf::error&) {
-        ++self->state.run->finished;
-        self->quit();
-      });
+  // The journal's fast form, as aggregates use it: one-way, answered by (appended, tag, ...).
+  self->send(st.journal, append_atom::value, append_request{st.stream, st.version, std::move(events)},
+             uint64_t{0});
 }
 
 caf::behavior appender(appender_t* self, caf::actor journal, size_t index,
@@ -115,23 +96,42 @@ caf::behavior appender(appender_t* self, caf::actor journal, size_t index,
   self->state.stream = stream_id{"bench", std::to_string(index)};
   self->state.run = std::move(run);
   append_next(self);
-  return {[](tick_atom) {}};
+  return {
+    [self](appended_atom, uint64_t, const append_result& r) {
+      self->state.version = r.last_version;
+      self->state.run->acked += self->state.events_per_append;
+      append_next(self);
+    },
+    [self](appended_atom, uint64_t, const caf::error&) {
+      ++self->state.run->finished;
+      self->quit();
+    },
+  };
 }
 
 struct append_figures {
   double events_per_s;
+  double cpu_us_per_event; ///< the whole process's CPU time over the window, per acked event
   double events_per_write;
   double bytes_per_write;
 };
 
 append_figures run_appends(const settings& s, const fs::path& dir) {
   fs::remove_all(dir);
-  auto opened = open_file_journal(dir.string());
-  if (!opened) {
-    std::fprintf(stderr, "open: %s\n", opened.error().describe().c_str());
-    std::exit(1);
+  std::shared_ptr<journal> inner;
+  if (s.store == "memory") {
+    inner = make_memory_journal();
+  } else {
+    file_journal_options opts;
+    opts.sync = s.sync;
+    auto opened = open_file_journal(dir.string(), opts);
+    if (!opened) {
+      std::fprintf(stderr, "open: %s\n", opened.error().describe().c_str());
+      std::exit(1);
+    }
+    inner = *opened;
   }
-  auto counting = std::make_shared<counting_journal>(*opened);
+  auto counting = std::make_shared<counting_journal>(inner);
   node_config cfg;
   caf::actor_system sys{cfg};
   auto journal = spawn_journal(sys, counting);
@@ -143,10 +143,12 @@ append_figures run_appends(const settings& s, const fs::path& dir) {
   auto writes0 = counting->writes.load();
   auto events0 = counting->events.load();
   auto bytes0 = file_journal_statistics(dir.string());
+  auto cpu0 = cpu_seconds();
   auto t0 = clock_type::now();
   std::this_thread::sleep_for(std::chrono::duration<double>(s.seconds));
   auto elapsed = std::chrono::duration<double>(clock_type::now() - t0).count();
   auto acked = run->acked.load() - acked0;
+  auto cpu = cpu_seconds() - cpu0;
   auto writes = counting->writes.load() - writes0;
   auto events = counting->events.load() - events0;
   run->stop = true;
@@ -158,26 +160,8 @@ append_figures run_appends(const settings& s, const fs::path& dir) {
       ? double(bytes1->bytes - bytes0->bytes) / double(bytes1->events - bytes0->events)
       : 200.0;
   double per_write = writes ? double(events) / double(writes) : 0;
-  return {double(acked) / elapsed, per_write, per_write * bytes_per_event};
-}
-
-/// The disk's own limit: write + fdatasync of `bytes`-sized batches in a loop.
-double disk_syncs_per_s(const fs::path& dir, size_t bytes, double seconds) {
-  auto file = dir / "disk-probe.dat";
-  int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) return 0;
-  std::vector<char> buf(std::max<size_t>(bytes, 1), 'x');
-  size_t n = 0;
-  auto t0 = clock_type::now();
-  while (std::chrono::duration<double>(clock_type::now() - t0).count() < seconds) {
-    if (::write(fd, buf.data(), buf.size()) != static_cast<ssize_t>(buf.size())) break;
-    ::fdatasync(fd);
-    ++n;
-  }
-  auto elapsed = std::chrono::duration<double>(clock_type::now() - t0).count();
-  ::close(fd);
-  fs::remove(file);
-  return double(n) / elapsed;
+  return {double(acked) / elapsed, acked ? 1e6 * cpu / double(acked) : 0, per_write,
+          per_write * bytes_per_event};
 }
 
 /// Seconds until the first command to an aggregate with `events` stored events
@@ -303,6 +287,9 @@ int main(int argc, char** argv) {
     else if (k == "--events") s.recovery_events = std::stoul(v);
     else if (k == "--events-per-append") s.events_per_append = std::stoul(v);
     else if (k == "--appends") s.appends = std::stoi(v) != 0;
+    else if (k == "--store" && (v == "file" || v == "memory")) s.store = v;
+    else if (k == "--sync" && parse_sync_policy(v)) s.sync = *parse_sync_policy(v);
+    else if (k == "--disk-probe-seconds") s.disk_probe_seconds = std::stod(v);
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       return 2;
@@ -311,22 +298,27 @@ int main(int argc, char** argv) {
   fs::path root{s.dir};
   fs::create_directories(root);
   std::printf("journal_bench: %u cores, %zu appenders x %zu event(s) of 100 bytes per append, "
-              "%d runs of %.1f s, sync always\n",
+              "%d runs of %.1f s, %s store, sync %s\n",
               std::thread::hardware_concurrency(), s.appenders, s.events_per_append, s.runs,
-              s.seconds);
+              s.seconds, s.store.c_str(),
+              s.sync == sync_policy::always ? "always" : s.sync == sync_policy::never ? "never"
+                                                                                      : "interval");
 
-  std::vector<double> rates, per_write, limits, ratios;
+  std::vector<double> rates, per_write, limits, ratios, cpu;
   for (int r = 0; s.appends && r < s.runs; ++r) {
     auto f = run_appends(s, root / "appends");
-    auto syncs = disk_syncs_per_s(root, static_cast<size_t>(f.bytes_per_write), 2.0);
+    auto syncs =
+      disk_syncs_per_s(root, static_cast<size_t>(f.bytes_per_write), s.disk_probe_seconds);
     double limit = syncs * f.events_per_write;
     rates.push_back(f.events_per_s);
     per_write.push_back(f.events_per_write);
     limits.push_back(limit);
     ratios.push_back(limit > 0 ? f.events_per_s / limit : 0);
-    std::printf("  run %d: %.0f durable events/s, %.0f events (%.0f bytes) per write; disk limit "
-                "%.0f events/s (%.0f syncs/s)\n",
-                r + 1, f.events_per_s, f.events_per_write, f.bytes_per_write, limit, syncs);
+    cpu.push_back(f.cpu_us_per_event);
+    std::printf("  run %d: %.0f durable events/s, %.2f us CPU per event, %.0f events (%.0f bytes) "
+                "per write; disk limit %.0f events/s (%.0f syncs/s)\n",
+                r + 1, f.events_per_s, f.cpu_us_per_event, f.events_per_write, f.bytes_per_write,
+                limit, syncs);
   }
   if (s.appends) {
     std::printf("durable appends through the journal actor: median %.0f events/s\n",
@@ -334,6 +326,7 @@ int main(int argc, char** argv) {
     std::printf("disk write+fdatasync limit at the same batch size: median %.0f events/s\n",
                 median(limits));
     std::printf("journal / disk limit: median %.0f%%\n", 100 * median(ratios));
+    std::printf("CPU per durable event (all threads): median %.2f us\n", median(cpu));
   }
 
   auto rec = root / "recovery";
@@ -367,6 +360,26 @@ int main(int argc, char** argv) {
               "(%.0f events/s)\n",
               1e3 * median(decode), n / median(decode));
   std::printf("whole-store replay (read_all, page cache): median %.0f events/s\n", median(replay));
+  nlohmann::json out{
+    {"bench", "journal"},
+    {"runs", s.runs},
+    {"recovery_events", s.recovery_events},
+    {"recovery_ms", 1e3 * median(full)},
+    {"recovery_no_op_ms", 1e3 * median(full_no_op)},
+    {"recovery_snapshot_ms", 1e3 * median(snap)},
+    {"recovery_events_per_s", n / median(full)},
+    {"replay_events_per_s", median(replay)},
+    {"peak_rss_bytes", peak_rss_bytes()},
+  };
+  if (s.appends) {
+    out["appenders"] = s.appenders;
+    out["append_events_per_s"] = median(rates);
+    out["disk_limit_events_per_s"] = median(limits);
+    out["ratio_to_disk"] = median(ratios);
+    out["events_per_write"] = median(per_write);
+    out["cpu_us_per_event"] = median(cpu);
+  }
+  print_result(out);
   fs::remove_all(root);
   return 0;
 }

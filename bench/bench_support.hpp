@@ -1,0 +1,168 @@
+// bench_support: what the benchmark programs share: their command-line reading,
+// medians and percentiles, the process's CPU time and memory, a journal wrapper that
+// counts store writes, the disk's own write+fdatasync limit, and the one JSON line
+// ("RESULT {...}") through which each program hands its figures to bench/run.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <cairn/journal_wrapper.hpp>
+
+namespace cairn::bench {
+
+using clock_type = std::chrono::steady_clock;
+
+inline double seconds_since(clock_type::time_point t0) {
+  return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+/// `--name value` pairs from the command line. Reading a name marks it used;
+/// unused() lists the names nobody asked for, so typos fail loudly.
+class arguments {
+public:
+  arguments(int argc, char** argv) {
+    for (int i = 1; i < argc; ++i) {
+      std::string k = argv[i];
+      if (k.rfind("--", 0) != 0 || i + 1 >= argc) {
+        bad_.push_back(k);
+        continue;
+      }
+      values_[k.substr(2)] = argv[++i];
+    }
+  }
+  std::string get(const std::string& name, std::string fallback) {
+    used_.push_back(name);
+    auto it = values_.find(name);
+    return it == values_.end() ? fallback : it->second;
+  }
+  double get(const std::string& name, double fallback) {
+    auto v = get(name, std::string{});
+    return v.empty() ? fallback : std::stod(v);
+  }
+  uint64_t get(const std::string& name, uint64_t fallback) {
+    auto v = get(name, std::string{});
+    return v.empty() ? fallback : std::stoull(v);
+  }
+  /// Prints what was not understood and returns false if anything was.
+  bool all_used(const char* usage) const {
+    auto bad = bad_;
+    for (auto& [k, v] : values_)
+      if (std::find(used_.begin(), used_.end(), k) == used_.end()) bad.push_back("--" + k);
+    for (auto& b : bad) std::fprintf(stderr, "unknown or incomplete option: %s\n", b.c_str());
+    if (!bad.empty()) std::fprintf(stderr, "usage: %s\n", usage);
+    return bad.empty();
+  }
+
+private:
+  std::map<std::string, std::string> values_;
+  std::vector<std::string> used_;
+  std::vector<std::string> bad_;
+};
+
+/// The median (the upper one for an even count); 0 for no values.
+inline double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+/// The index of the run whose `v` value is the median, so a run's other figures
+/// can be reported alongside it.
+inline size_t median_index(const std::vector<double>& v) {
+  std::vector<size_t> idx(v.size());
+  for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
+  std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return v[a] < v[b]; });
+  return idx.empty() ? 0 : idx[idx.size() / 2];
+}
+
+/// The p-quantile (0..1) of `v` by nearest rank; reorders `v`. 0 for no values.
+inline int64_t percentile(std::vector<int64_t>& v, double p) {
+  if (v.empty()) return 0;
+  auto idx = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(idx), v.end());
+  return v[idx];
+}
+
+/// CPU seconds (user + system) this process has used so far, all threads.
+inline double cpu_seconds() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  auto secs = [](const timeval& t) { return double(t.tv_sec) + 1e-6 * double(t.tv_usec); };
+  return secs(u.ru_utime) + secs(u.ru_stime);
+}
+
+/// The process's peak resident set so far (getrusage ru_maxrss), in bytes.
+inline uint64_t peak_rss_bytes() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  return static_cast<uint64_t>(u.ru_maxrss) * 1024;
+}
+
+/// The process's resident set now (/proc/self/statm), in bytes; 0 if unreadable.
+inline uint64_t current_rss_bytes() {
+  unsigned long size = 0, resident = 0;
+  FILE* f = std::fopen("/proc/self/statm", "r");
+  if (!f) return 0;
+  int n = std::fscanf(f, "%lu %lu", &size, &resident);
+  std::fclose(f);
+  return n == 2 ? static_cast<uint64_t>(resident) * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE))
+                : 0;
+}
+
+/// Counts store writes (append calls: one durable write each on the file store)
+/// and the events they carried.
+class counting_journal : public journal_wrapper {
+public:
+  using journal_wrapper::journal_wrapper;
+  std::vector<expected<append_result>> append(std::vector<append_request> batch) override {
+    ++writes;
+    for (auto& r : batch) events += r.events.size();
+    return journal_wrapper::append(std::move(batch));
+  }
+  std::atomic<uint64_t> writes{0};
+  std::atomic<uint64_t> events{0};
+};
+
+/// The disk's own limit: write + fdatasync of `bytes`-sized batches in a loop for
+/// `seconds`, in a scratch file in `dir`. Returns syncs per second (0 on failure).
+inline double disk_syncs_per_s(const std::filesystem::path& dir, size_t bytes, double seconds) {
+  auto file = dir / "disk-probe.dat";
+  int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) return 0;
+  std::vector<char> buf(std::max<size_t>(bytes, 1), 'x');
+  size_t n = 0;
+  auto t0 = clock_type::now();
+  while (seconds_since(t0) < seconds) {
+    if (::write(fd, buf.data(), buf.size()) != static_cast<ssize_t>(buf.size())) break;
+    ::fdatasync(fd);
+    ++n;
+  }
+  auto elapsed = seconds_since(t0);
+  ::close(fd);
+  std::error_code ec;
+  std::filesystem::remove(file, ec);
+  return elapsed > 0 ? double(n) / elapsed : 0;
+}
+
+/// Prints a program's figures as the one line bench/run collects: "RESULT " + JSON.
+inline void print_result(const nlohmann::json& figures) {
+  std::printf("RESULT %s\n", figures.dump().c_str());
+  std::fflush(stdout);
+}
+
+} // namespace cairn::bench
