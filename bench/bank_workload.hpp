@@ -18,29 +18,13 @@
 #include <cairn/variant_codec.hpp>
 
 #include "bank/account.hpp"
+#include "bank/latch.hpp"
 #include "bank/workload.hpp"
 #include "bench_support.hpp"
 
 namespace cairn::bench {
 
-/// Counts outstanding work down and lets a thread wait for zero.
-class latch {
-public:
-  explicit latch(size_t n) : left_(n) {}
-  void count_down() {
-    std::lock_guard<std::mutex> g{m_};
-    if (--left_ == 0) cv_.notify_all();
-  }
-  void wait() {
-    std::unique_lock<std::mutex> g{m_};
-    cv_.wait(g, [&] { return left_ == 0; });
-  }
-
-private:
-  std::mutex m_;
-  std::condition_variable cv_;
-  size_t left_;
-};
+using bank::latch;
 
 /// Phase 1: opens accounts acc-<first> .. acc-<first+count-1> (owner `owner-<i>`), all
 /// at once, and waits for every reply. Returns the events appended, or the first error.

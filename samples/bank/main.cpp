@@ -26,6 +26,7 @@
 #include "bank/transfer.hpp"
 #include "bank/transfer_saga.hpp"
 #include "bank/transfers.hpp"
+#include "bank/latch.hpp"
 #include "bank/workload.hpp"
 
 namespace {
@@ -54,24 +55,7 @@ struct bank_config : cairn::node_config {
   }
 };
 
-/// Counts outstanding work and lets main wait for zero.
-class latch {
-public:
-  explicit latch(size_t n) : left_(n) {}
-  void count_down() {
-    std::lock_guard<std::mutex> g{m_};
-    if (--left_ == 0) cv_.notify_all();
-  }
-  void wait() {
-    std::unique_lock<std::mutex> g{m_};
-    cv_.wait(g, [&] { return left_ == 0; });
-  }
-
-private:
-  std::mutex m_;
-  std::condition_variable cv_;
-  size_t left_;
-};
+using bank::latch;
 
 /// One closed-loop client: sends its next command only after the previous reply.
 struct client {
