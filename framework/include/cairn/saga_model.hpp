@@ -4,12 +4,14 @@
 
 #include <exception>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "cairn/expected.hpp"
 #include "cairn/saga.hpp"
+#include "cairn/upcaster.hpp"
 
 namespace cairn {
 
@@ -86,10 +88,24 @@ public:
     return {};
   }
 
+  /// Reacts to each current event the input upcasts to (usually one), in order.
   expected<saga_effects> react(const envelope& input) override {
-    auto in = traits::input_codec::decode(input);
-    if (!in) return in.error();
-    return run([&] { return traits::react(state_, input, *in); }, "react");
+    saga_effects all;
+    std::optional<error> failed;
+    auto ok = decode_each<typename traits::input_type>(input, [&](auto&& in) {
+      if (failed) return;
+      auto r = run([&] { return traits::react(state_, input, in); }, "react");
+      if (!r) {
+        failed.emplace(r.error());
+        return;
+      }
+      for (auto& e : r->events) all.events.push_back(std::move(e));
+      for (auto& c : r->commands) all.commands.push_back(std::move(c));
+      all.retry = all.retry || r->retry;
+    });
+    if (!ok) return ok.error();
+    if (failed) return *failed;
+    return all;
   }
 
   expected<saga_effects> on_rejected(const saga_failure& f) override {
@@ -128,23 +144,34 @@ template <class S>
 class typed_saga_model final : public saga_model {
 public:
   using traits = saga_traits<S>;
+  using input_type = typename traits::input_type;
 
   std::string_view name() const override { return traits::name(); }
   const std::string& category() const override { return category_; }
-  bool reads(std::string_view type) const override { return traits::input_codec::knows(type); }
-  bool correlates(std::string_view type) const override { return traits::correlates(type); }
+  // Old type names that the input variant's upcasters turn into inputs count too.
+  bool reads(std::string_view type) const override {
+    return traits::input_codec::knows(type) || upcasters_of<input_type>().handles(type);
+  }
+  bool correlates(std::string_view type) const override {
+    return traits::correlates(type) ||
+           (!traits::input_codec::knows(type) && upcasters_of<input_type>().handles(type));
+  }
 
+  /// The key of the first current event the input upcasts to that has one.
   expected<std::string> correlate(const envelope& e) const override {
-    auto in = traits::input_codec::decode(e);
-    if (!in) return error{errc::corrupt, std::string{traits::name()} + " saga cannot read " +
-                                           event_id(e) + ": " + in.error().message()};
+    std::string key;
     try {
-      return traits::correlate(e, *in);
+      auto ok = decode_each<input_type>(e, [&](auto&& in) {
+        if (key.empty()) key = traits::correlate(e, in);
+      });
+      if (!ok) return error{errc::corrupt, std::string{traits::name()} + " saga cannot read " +
+                                             event_id(e) + ": " + ok.error().message()};
     } catch (const std::exception& ex) {
       return error{errc::invalid_argument, std::string{traits::name()} +
                                              " saga correlate threw on " + event_id(e) + ": " +
                                              ex.what()};
     }
+    return key;
   }
 
   std::string check_names() const override { return traits::check_names(); }
