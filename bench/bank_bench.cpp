@@ -53,19 +53,7 @@ struct bench_node {
   explicit bench_node(const settings& s) {
     std::error_code ec;
     fs::remove_all(s.dir, ec);
-    std::shared_ptr<journal> inner;
-    if (s.store == "memory") {
-      inner = make_memory_journal();
-    } else {
-      file_journal_options opts;
-      opts.sync = s.sync;
-      auto opened = open_file_journal((s.dir / "events").string(), opts);
-      if (!opened) {
-        std::fprintf(stderr, "cannot open the store: %s\n", opened.error().describe().c_str());
-        std::exit(1);
-      }
-      inner = *opened;
-    }
+    auto inner = open_bench_store(s.store, s.dir / "events", s.sync);
     store = std::make_shared<counting_journal>(inner);
     cfg.options.log_level = "warn";
     cfg.options.query_timeout = std::chrono::seconds{120};

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -21,7 +22,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cairn/file_journal.hpp>
 #include <cairn/journal_wrapper.hpp>
+#include <cairn/memory_journal.hpp>
 
 namespace cairn::bench {
 
@@ -160,6 +163,23 @@ inline double disk_syncs_per_s(const std::filesystem::path& dir, size_t bytes, d
 }
 
 /// Prints a program's figures as the one line bench/run collects: "RESULT " + JSON.
+/// The store a bench run writes to: "memory", or a file store in `dir` with sync policy
+/// `sync`. Exits with a message if the file store cannot be opened.
+inline std::shared_ptr<journal> open_bench_store(const std::string& store,
+                                                 const std::filesystem::path& dir,
+                                                 sync_policy sync) {
+  if (store == "memory") return make_memory_journal();
+  file_journal_options opts;
+  opts.sync = sync;
+  auto opened = open_file_journal(dir.string(), opts);
+  if (!opened) {
+    std::fprintf(stderr, "cannot open the store in %s: %s\n", dir.string().c_str(),
+                 opened.error().describe().c_str());
+    std::exit(1);
+  }
+  return *opened;
+}
+
 inline void print_result(const nlohmann::json& figures) {
   std::printf("RESULT %s\n", figures.dump().c_str());
   std::fflush(stdout);

@@ -118,19 +118,7 @@ struct append_figures {
 
 append_figures run_appends(const settings& s, const fs::path& dir) {
   fs::remove_all(dir);
-  std::shared_ptr<journal> inner;
-  if (s.store == "memory") {
-    inner = make_memory_journal();
-  } else {
-    file_journal_options opts;
-    opts.sync = s.sync;
-    auto opened = open_file_journal(dir.string(), opts);
-    if (!opened) {
-      std::fprintf(stderr, "open: %s\n", opened.error().describe().c_str());
-      std::exit(1);
-    }
-    inner = *opened;
-  }
+  auto inner = open_bench_store(s.store, dir, s.sync);
   auto counting = std::make_shared<counting_journal>(inner);
   node_config cfg;
   caf::actor_system sys{cfg};
