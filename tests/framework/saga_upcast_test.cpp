@@ -45,24 +45,13 @@ struct wallet_watch {
   int64_t fees = 0;
 };
 
-envelope stored(const event_data& d) {
-  envelope e;
-  e.stream = stream_id{"wallet", "w1"};
-  e.version = 1;
-  e.position = 1;
-  e.type = d.type;
-  e.schema_version = d.schema_version;
-  e.payload = d.payload;
-  return e;
-}
-
 } // namespace
 
 TEST_CASE("a saga reacts to old, renamed and split input events once they are upcast") {
   auto model = make_saga_model<wallet_watch>();
   auto instance = model->make_instance();
 
-  auto v1 = stored(event_data{"deposited", 1, {}, encode(deposited_v1{2})}); // 2 euros
+  auto v1 = as_stored(event_data{"deposited", 1, {}, encode(deposited_v1{2})}); // 2 euros
   REQUIRE(model->reads("deposited"));
   REQUIRE(model->correlates("deposited"));
   auto key = model->correlate(v1);
@@ -75,12 +64,12 @@ TEST_CASE("a saga reacts to old, renamed and split input events once they are up
 
   // An old name, and a split into two current events.
   REQUIRE(model->reads("amount_added"));
-  auto renamed = instance->react(stored(event_data{"amount_added", 1, {}, encode(amount_added_v1{1})}));
+  auto renamed = instance->react(as_stored(event_data{"amount_added", 1, {}, encode(amount_added_v1{1})}));
   REQUIRE(renamed);
   REQUIRE(renamed->events.size() == 1);
   REQUIRE(model->reads("transfer_made"));
   auto split =
-    instance->react(stored(event_data{"transfer_made", 1, {}, encode(transfer_made_v1{50, 5})}));
+    instance->react(as_stored(event_data{"transfer_made", 1, {}, encode(transfer_made_v1{50, 5})}));
   REQUIRE(split);
   REQUIRE(split->events.size() == 2);
   REQUIRE(split->events[0].type == "cents_seen");
@@ -91,7 +80,7 @@ TEST_CASE("a saga reacts to old, renamed and split input events once they are up
   REQUIRE(state.fees == 5);
 
   // A version with no upcaster is a typed error, not a crash.
-  auto unknown = instance->react(stored(event_data{"deposited", 9, {}, encode(deposited_v2{1})}));
+  auto unknown = instance->react(as_stored(event_data{"deposited", 9, {}, encode(deposited_v2{1})}));
   REQUIRE_FALSE(unknown);
   REQUIRE(is_corrupt(unknown.error()));
 }

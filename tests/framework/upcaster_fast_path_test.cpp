@@ -44,21 +44,6 @@ void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 using namespace cairn;
 using namespace versioned;
 
-namespace {
-
-envelope as_stored(const event_data& d, uint64_t version) {
-  envelope e;
-  e.stream = stream_id{"wallet", "w1"};
-  e.version = version;
-  e.position = version;
-  e.type = d.type;
-  e.schema_version = d.schema_version;
-  e.payload = d.payload;
-  return e;
-}
-
-} // namespace
-
 TEST_CASE("decoding a current event allocates nothing, though upcasters are declared") {
   REQUIRE_FALSE(upcasters_of<wallet::event_type>().empty()); // built before counting
   auto current = as_stored(stored(withdrawn{3}), 1);

@@ -18,18 +18,6 @@ namespace {
 
 using events = wallet::event_type;
 
-envelope as_stored(const event_data& d, uint64_t version = 1, uint64_t position = 1) {
-  envelope e;
-  e.stream = stream_id{"wallet", "w1"};
-  e.version = version;
-  e.position = position;
-  e.type = d.type;
-  e.schema_version = d.schema_version;
-  e.meta = d.meta;
-  e.payload = d.payload;
-  return e;
-}
-
 bool mentions(const error& e, const std::string& part) {
   return e.message().find(part) != std::string::npos;
 }

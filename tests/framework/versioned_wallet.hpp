@@ -189,6 +189,20 @@ cairn::event_data stored(const T& old_event, cairn::metadata meta = {}) {
   return cairn::event_data{std::string{s.name}, s.version, std::move(meta), cairn::encode(old_event)};
 }
 
+/// `d` as the store hands it back from stream wallet-w1 (position: the version if 0).
+inline cairn::envelope as_stored(const cairn::event_data& d, uint64_t version = 1,
+                                 uint64_t position = 0) {
+  cairn::envelope e;
+  e.stream = cairn::stream_id{"wallet", "w1"};
+  e.version = version;
+  e.position = position ? position : version;
+  e.type = d.type;
+  e.schema_version = d.schema_version;
+  e.meta = d.meta;
+  e.payload = d.payload;
+  return e;
+}
+
 /// The history the tests store for one wallet: 8 events in every old form. Folded,
 /// it gives expected_balance after expected_applied current events.
 inline std::vector<cairn::event_data> old_history() {
