@@ -55,4 +55,11 @@ expected<uint64_t> refresh_file_journal(journal& j) {
   }
 }
 
+expected<file_journal_counters> counters_of_file_journal(const journal& j) {
+  auto* file = dynamic_cast<const detail::file_journal_impl*>(&j);
+  if (!file)
+    return error{errc::invalid_argument, "counters_of_file_journal: not a file journal"};
+  return file->counters();
+}
+
 } // namespace cairn

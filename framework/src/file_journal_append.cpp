@@ -1,4 +1,5 @@
-// file_journal: group commit, segment rolling, failed-write rollback and the interval flusher.
+// file_journal: pipelined group commit, segment rolling, failed-write rollback and the
+// interval flusher.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -6,6 +7,7 @@
 #include <chrono>
 
 #include "file_journal_impl.hpp"
+#include "pointer_index.hpp"
 
 namespace cairn::detail {
 
@@ -28,9 +30,20 @@ struct file_journal_impl::staged_batch {
   std::vector<touched_stream> touched;
   // Index into touched: by the index entry for streams that exist (a cheap pointer
   // hash), by name only for streams this batch creates.
-  std::unordered_map<const stream_positions*, size_t> touched_existing;
+  pointer_index touched_existing; // by index entry: every touched stream once written
   std::unordered_map<stream_id, size_t> touched_new;
   std::vector<envelope> envelopes;
+};
+
+/// A batch begun (written, when `written`) and not yet finished.
+struct file_journal_impl::pending_batch final : journal::pending_append {
+  staged_batch staged;
+  std::vector<expected<append_result>> results;
+  bool written = false;
+  segment* seg = nullptr;
+  uint64_t start = 0;          ///< offset of its first byte in seg
+  uint64_t end = 0;            ///< offset just after its last byte
+  uint64_t first_position = 0; ///< of its first record
 };
 
 namespace {
@@ -63,160 +76,216 @@ file_journal_impl::~file_journal_impl() {
 
 std::vector<expected<append_result>> file_journal_impl::append(
   std::vector<append_request> batch) {
-  std::vector<expected<append_result>> results;
-  std::vector<envelope> committed;
-  {
-    std::lock_guard<std::mutex> guard(append_mutex_);
-    if (options_.read_only)
-      return all_failed(batch.size(), error{errc::unavailable, "the store in folder " + dir_ +
-                                                                 " was opened read-only"});
-    if (!broken_) {
-      std::optional<error> failure;
-      {
-        std::lock_guard<std::mutex> lock(sync_mutex_);
-        failure = sync_failure_;
-      }
-      if (failure) mark_broken(*failure);
-    }
-    if (broken_) return all_failed(batch.size(), *broken_);
-    try {
-      results.reserve(batch.size());
-      staged_batch staged;
-      staged.buffer = std::move(write_buffer_); // keeps its capacity from earlier batches
-      staged.buffer.clear();
-      staged.records.reserve(batch.size());
-      staged.envelopes.reserve(batch.size());
-      staged.touched.reserve(batch.size());
-      staged.touched_existing.reserve(batch.size());
-      int64_t timestamp = std::max(now_ns(), last_timestamp_);
-      uint64_t next_position = head_.load() + 1;
-      for (auto& request : batch) {
-        const stream_id& stream = request.stream;
-        if (auto valid = stream.validate(); !valid) {
-          results.push_back(std::move(valid).error());
-          continue;
-        }
-        size_t n = request.events.size();
-        if (n == 0) {
-          results.push_back(invalid("append to stream " + stream.str() + " has no events"));
-          continue;
-        }
-        std::string name = stream.str();
-        uint64_t bytes = 0;
-        std::optional<error> problem;
-        for (size_t i = 0; i < n && !problem; ++i) {
-          auto& event = request.events[i];
-          uint64_t size = record_size(name.size(), event);
-          if (event.type.empty())
-            problem = invalid("event " + std::to_string(i) + " of the append to stream " + name +
-                              " has no type name");
-          else if (size > max_record_bytes || event.payload.size() > max_record_bytes)
-            problem = invalid("event " + std::to_string(i) + " of the append to stream " + name +
-                              " takes " + std::to_string(size) +
-                              " bytes; the file journal stores events of up to 64 MiB");
-          bytes += size;
-        }
-        if (problem) {
-          results.push_back(std::move(*problem));
-          continue;
-        }
-        auto found = streams_.find(stream);
-        stream_positions* existing = found == streams_.end() ? nullptr : &found->second;
-        size_t touched = staged.touched.size(); // not touched yet
-        if (existing) {
-          if (auto it = staged.touched_existing.find(existing); it != staged.touched_existing.end())
-            touched = it->second;
-        } else if (auto it = staged.touched_new.find(stream); it != staged.touched_new.end()) {
-          touched = it->second;
-        }
-        uint64_t current = touched < staged.touched.size() ? staged.touched[touched].version
-                           : existing                     ? existing->size()
-                                                          : 0;
-        if (request.expected_version != expected_version::any &&
-            request.expected_version != current) {
-          results.push_back(error{errc::conflict,
-                                  "expected version " + std::to_string(request.expected_version) +
-                                    ", found " + std::to_string(current) + " in stream " + name});
-          continue;
-        }
-        if (staged.buffer.size() + bytes > max_batch_bytes) {
-          results.push_back(invalid("the append to stream " + name + " would grow the batch " +
-                                    "past 1 GiB; append it in a smaller batch"));
-          continue;
-        }
-        if (touched == staged.touched.size()) {
-          staged_batch::touched_stream t;
-          t.id = stream;
-          t.positions = existing;
-          t.version = current;
-          t.first_version = current + 1;
-          staged.touched.push_back(std::move(t));
-          if (existing) staged.touched_existing.emplace(existing, touched);
-          else staged.touched_new.emplace(stream, touched);
-        }
-        auto& t = staged.touched[touched];
-        size_t at = staged.buffer.size();
-        staged.buffer.resize(at + static_cast<size_t>(bytes));
-        for (size_t i = 0; i < n; ++i) {
-          auto& event = request.events[i];
-          encode_record(staged.buffer.data() + at, name, next_position + i, current + 1 + i,
-                        timestamp, event);
-          staged.records.push_back({at, touched});
-          at += static_cast<size_t>(record_size(name.size(), event));
-          envelope e;
-          e.stream = stream;
-          e.version = current + 1 + i;
-          e.position = next_position + i;
-          e.type = std::move(event.type);
-          e.schema_version = event.schema_version;
-          e.timestamp_ns = timestamp;
-          e.meta = std::move(event.meta);
-          e.payload = std::move(event.payload);
-          staged.envelopes.push_back(std::move(e));
-        }
-        t.version += n;
-        t.added += static_cast<uint32_t>(n);
-        results.push_back(append_result{current + 1, current + n, next_position,
-                                        next_position + n - 1});
-        next_position += n;
-      }
-      if (staged.records.empty()) {
-        write_buffer_ = std::move(staged.buffer);
-        return results;
-      }
-      auto r = commit(staged);
-      if (staged.buffer.capacity() <= max_kept_buffer) write_buffer_ = std::move(staged.buffer);
-      if (!r) return all_failed(batch.size(), r.error());
-      last_timestamp_ = timestamp;
-      committed = std::move(staged.envelopes);
-    } catch (const std::bad_alloc&) {
-      return all_failed(batch.size(), error{errc::unavailable,
-                                            "out of memory while appending; nothing was stored"});
-    }
-  }
-  publish(committed);
-  return results;
+  return finish_append(begin_append(std::move(batch)));
 }
 
-expected<void> file_journal_impl::commit(staged_batch& staged) {
-  if (!segments_.back()->offsets.empty() &&
-      segments_.back()->size + staged.buffer.size() > options_.segment_bytes) {
+std::unique_ptr<journal::pending_append> file_journal_impl::begin_append(
+  std::vector<append_request> batch) {
+  auto pending = std::make_unique<pending_batch>();
+  auto& results = pending->results;
+  std::unique_lock<std::mutex> guard(append_mutex_);
+  if (options_.read_only) {
+    results = all_failed(batch.size(), error{errc::unavailable, "the store in folder " + dir_ +
+                                                                  " was opened read-only"});
+    return pending;
+  }
+  if (!broken_) {
+    std::optional<error> failure;
+    {
+      std::lock_guard<std::mutex> lock(sync_mutex_);
+      failure = sync_failure_;
+    }
+    if (failure) mark_broken(*failure);
+  }
+  if (broken_) {
+    results = all_failed(batch.size(), *broken_);
+    return pending;
+  }
+  try {
+    results.reserve(batch.size());
+    staged_batch& staged = pending->staged;
+    staged.buffer = std::move(write_buffer_); // keeps its capacity from earlier batches
+    staged.buffer.clear();
+    staged.records.reserve(batch.size());
+    staged.envelopes.reserve(batch.size());
+    staged.touched.reserve(batch.size());
+    staged.touched_existing.reset(batch.size());
+    int64_t timestamp = std::max(now_ns(), last_timestamp_);
+    staged_head_ = std::max(staged_head_, head_.load());
+    uint64_t next_position = staged_head_ + 1;
+    pending->first_position = next_position;
+    for (auto& request : batch) {
+      const stream_id& stream = request.stream;
+      if (auto valid = stream.validate(); !valid) {
+        results.push_back(std::move(valid).error());
+        continue;
+      }
+      size_t n = request.events.size();
+      if (n == 0) {
+        results.push_back(invalid("append to stream " + stream.str() + " has no events"));
+        continue;
+      }
+      std::string name = stream.str();
+      uint64_t bytes = 0;
+      std::optional<error> problem;
+      for (size_t i = 0; i < n && !problem; ++i) {
+        auto& event = request.events[i];
+        uint64_t size = record_size(name.size(), event);
+        if (event.type.empty())
+          problem = invalid("event " + std::to_string(i) + " of the append to stream " + name +
+                            " has no type name");
+        else if (size > max_record_bytes || event.payload.size() > max_record_bytes)
+          problem = invalid("event " + std::to_string(i) + " of the append to stream " + name +
+                            " takes " + std::to_string(size) +
+                            " bytes; the file journal stores events of up to 64 MiB");
+        bytes += size;
+      }
+      if (problem) {
+        results.push_back(std::move(*problem));
+        continue;
+      }
+      auto found = streams_.find(stream);
+      stream_positions* existing = found == streams_.end() ? nullptr : &found->second;
+      size_t touched = staged.touched.size(); // not touched yet
+      if (existing) {
+        if (auto found_slot = staged.touched_existing.find(existing)) touched = *found_slot;
+      } else if (auto it = staged.touched_new.find(stream); it != staged.touched_new.end()) {
+        touched = it->second;
+      }
+      uint64_t current = touched < staged.touched.size() ? staged.touched[touched].version
+                         : existing                     ? pending_version(existing)
+                                                        : 0;
+      if (request.expected_version != expected_version::any &&
+          request.expected_version != current) {
+        results.push_back(error{errc::conflict,
+                                "expected version " + std::to_string(request.expected_version) +
+                                  ", found " + std::to_string(current) + " in stream " + name});
+        continue;
+      }
+      if (staged.buffer.size() + bytes > max_batch_bytes) {
+        results.push_back(invalid("the append to stream " + name + " would grow the batch " +
+                                  "past 1 GiB; append it in a smaller batch"));
+        continue;
+      }
+      if (touched == staged.touched.size()) {
+        staged_batch::touched_stream t;
+        t.id = stream;
+        t.positions = existing;
+        t.version = current;
+        t.first_version = current + 1;
+        staged.touched.push_back(std::move(t));
+        if (existing) staged.touched_existing.insert(existing, static_cast<uint32_t>(touched));
+        else staged.touched_new.emplace(stream, touched);
+      }
+      auto& t = staged.touched[touched];
+      size_t at = staged.buffer.size();
+      staged.buffer.resize(at + static_cast<size_t>(bytes));
+      for (size_t i = 0; i < n; ++i) {
+        auto& event = request.events[i];
+        encode_record(staged.buffer.data() + at, name, next_position + i, current + 1 + i,
+                      timestamp, event);
+        staged.records.push_back({at, touched});
+        at += static_cast<size_t>(record_size(name.size(), event));
+        envelope e;
+        e.stream = stream;
+        e.version = current + 1 + i;
+        e.position = next_position + i;
+        e.type = std::move(event.type);
+        e.schema_version = event.schema_version;
+        e.timestamp_ns = timestamp;
+        e.meta = std::move(event.meta);
+        e.payload = std::move(event.payload);
+        staged.envelopes.push_back(std::move(e));
+      }
+      t.version += n;
+      t.added += static_cast<uint32_t>(n);
+      results.push_back(append_result{current + 1, current + n, next_position,
+                                      next_position + n - 1});
+      next_position += n;
+    }
+    if (staged.records.empty()) {
+      write_buffer_ = std::move(staged.buffer);
+      return pending;
+    }
+    auto r = write_staged(guard, *pending);
+    if (staged.buffer.capacity() <= max_kept_buffer) write_buffer_ = std::move(staged.buffer);
+    staged.buffer = {};
+    if (!r) {
+      results = all_failed(batch.size(), r.error());
+      staged.envelopes.clear();
+      return pending;
+    }
+    last_timestamp_ = timestamp;
+  } catch (const std::bad_alloc&) {
+    results = all_failed(batch.size(), error{errc::unavailable,
+                                             "out of memory while appending; nothing was stored"});
+    pending->written = false;
+  }
+  return pending;
+}
+
+std::vector<expected<append_result>> file_journal_impl::finish_append(
+  std::unique_ptr<pending_append> base) {
+  auto* pending = dynamic_cast<pending_batch*>(base.get());
+  if (!pending) return {}; // not begun here: the caller fails the whole batch
+  if (!pending->written) return std::move(pending->results);
+  if (auto durable = make_durable(*pending); !durable) {
+    retire(*pending);
+    return all_failed(pending->results.size(),
+                      error{errc::unavailable,
+                            durable.error().message() + "; the batch was not stored"});
+  }
+  commit(*pending);
+  publish(pending->staged.envelopes);
+  return std::move(pending->results);
+}
+
+uint64_t file_journal_impl::pending_version(const stream_positions* stream) const {
+  std::lock_guard<std::mutex> lock(flight_mutex_);
+  for (auto b = pending_batches_.rbegin(); b != pending_batches_.rend(); ++b)
+    if (auto slot = (*b)->staged.touched_existing.find(stream))
+      return (*b)->staged.touched[*slot].version;
+  return stream->size();
+}
+
+void file_journal_impl::wait_for_pending_batches() {
+  std::unique_lock<std::mutex> lock(flight_mutex_);
+  flight_cv_.wait(lock, [this] { return pending_batches_.empty(); });
+}
+
+expected<void> file_journal_impl::write_staged(std::unique_lock<std::mutex>& /*append_lock*/,
+                                               pending_batch& pending) {
+  staged_batch& staged = pending.staged;
+  if (write_end_ > segment_header_size &&
+      write_end_ + staged.buffer.size() > options_.segment_bytes) {
+    // Sealing a segment writes its index, which needs every record committed.
+    wait_for_pending_batches();
+    {
+      std::lock_guard<std::mutex> lock(sync_mutex_);
+      if (sync_failure_) {
+        mark_broken(*sync_failure_);
+        return *broken_;
+      }
+    }
     if (auto r = roll(); !r) return r;
   }
   segment& seg = *segments_.back();
   size_t n = staged.records.size();
+  uint64_t records_after = pending.first_position + n - seg.first_position;
 
   // Everything that may throw happens before the write, so that a durable batch is
   // always fully indexed. An empty stream entry left behind is harmless (version 0).
   {
     std::unique_lock<rw_lock> lock(index_lock_);
-    for (auto& t : staged.touched) {
-      if (!t.positions) t.positions = &streams_[t.id];
-      if (t.positions->capacity() < t.positions->size() + t.added)
-        t.positions->reserve(2 * (t.positions->size() + t.added));
+    for (size_t i = 0; i < staged.touched.size(); ++i) {
+      auto& t = staged.touched[i];
+      if (!t.positions) {
+        t.positions = &streams_[t.id];
+        staged.touched_existing.insert(t.positions, static_cast<uint32_t>(i));
+      }
+      if (t.positions->capacity() < t.version) t.positions->reserve(2 * t.version);
     }
-    if (seg.offsets.capacity() < seg.offsets.size() + n)
-      seg.offsets.reserve(2 * (seg.offsets.size() + n));
+    if (seg.offsets.capacity() < records_after) seg.offsets.reserve(2 * records_after);
   }
   if (active_record_stream_.capacity() < active_record_stream_.size() + n)
     active_record_stream_.reserve(2 * (active_record_stream_.size() + n));
@@ -241,46 +310,99 @@ expected<void> file_journal_impl::commit(staged_batch& staged) {
   uint32_t durable;
   {
     std::lock_guard<std::mutex> lock(sync_mutex_);
-    durable = static_cast<uint32_t>(std::min(durable_, seg.size));
+    durable = static_cast<uint32_t>(std::min(durable_, write_end_));
   }
   for (size_t i = 0; i < n; ++i)
     finish_record(staged.buffer.data() + staged.records[i].offset, durable, i + 1 == n);
 
   int fd = seg.file->get();
-  auto written = write_exact(fd, staged.buffer.data(), staged.buffer.size(), seg.size, seg.path);
-  auto synced = written && options_.sync == sync_policy::always ? sync_data(fd, seg.path)
-                                                                 : expected<void>{};
-  if (!written || !synced) {
+  if (auto written = write_exact(fd, staged.buffer.data(), staged.buffer.size(), write_end_,
+                                 seg.path);
+      !written) {
     forget_new_slots();
-    error cause = !written ? written.error() : synced.error();
-    auto cut = truncate_file(fd, seg.size, seg.path);
-    // After a failed fdatasync the kernel may have dropped the dirty pages: what is
-    // on disk is unknown, so the store stops rather than build on it.
-    if (!written && cut) {
-      log("append failed and was rolled back: " + cause.message());
-    } else {
-      mark_broken(!cut ? cut.error() : cause);
-    }
-    return error{errc::unavailable, cause.message() + "; the batch was not stored"};
+    // Cut back to the batches before this one (written, perhaps not yet durable).
+    if (auto cut = truncate_file(fd, write_end_, seg.path); cut)
+      log("append failed and was rolled back: " + written.error().message());
+    else
+      mark_broken(cut.error());
+    return error{errc::unavailable, written.error().message() + "; the batch was not stored"};
   }
 
-  {
-    std::unique_lock<rw_lock> lock(index_lock_);
-    uint64_t first_position = head_.load() + 1;
-    for (size_t i = 0; i < n; ++i) {
-      auto& r = staged.records[i];
-      seg.offsets.push_back(static_cast<uint32_t>(seg.size + r.offset));
-      staged.touched[r.stream].positions->push_back(first_position + i);
-    }
-    seg.size += staged.buffer.size();
-    head_.store(first_position + n - 1);
-  }
   for (auto& r : staged.records) active_record_stream_.push_back(staged.touched[r.stream].slot);
   for (auto& t : staged.touched) active_streams_[t.slot].count += t.added;
+  pending.seg = &seg;
+  pending.start = write_end_;
+  write_end_ += staged.buffer.size();
+  pending.end = write_end_;
+  staged_head_ = pending.first_position + n - 1;
+  pending.written = true;
+  batches_counted_.fetch_add(1, std::memory_order_relaxed);
+  bytes_counted_.fetch_add(staged.buffer.size(), std::memory_order_relaxed);
+  {
+    std::lock_guard<std::mutex> lock(flight_mutex_);
+    pending_batches_.push_back(&pending);
+  }
   std::lock_guard<std::mutex> lock(sync_mutex_);
-  written_ = seg.size;
-  if (options_.sync == sync_policy::always) durable_ = seg.size;
+  written_ = write_end_;
   return {};
+}
+
+expected<void> file_journal_impl::make_durable(const pending_batch& pending) {
+  if (options_.sync != sync_policy::always) return {};
+  std::unique_lock<std::mutex> lock(sync_mutex_);
+  if (sync_failure_) return *sync_failure_;
+  if (durable_ >= pending.end) return {}; // an earlier batch's sync covered this one
+  // One fdatasync covers everything written so far, including later batches.
+  auto file = sync_file_;
+  std::string path = sync_path_;
+  uint64_t target = written_;
+  lock.unlock();
+  auto r = sync_data(file->get(), path);
+  syncs_counted_.fetch_add(1, std::memory_order_relaxed);
+  lock.lock();
+  if (!r) {
+    // After a failed fdatasync the kernel may have dropped the dirty pages: what is
+    // on disk is unknown, so the store stops (the next append marks it broken).
+    sync_failure_ = r.error();
+    return r;
+  }
+  if (file == sync_file_ && target > durable_) durable_ = target;
+  return {};
+}
+
+void file_journal_impl::commit(pending_batch& pending) {
+  auto& staged = pending.staged;
+  size_t n = staged.records.size();
+  {
+    std::lock_guard<std::mutex> flight(flight_mutex_);
+    {
+      std::unique_lock<rw_lock> lock(index_lock_);
+      segment& seg = *pending.seg;
+      for (size_t i = 0; i < n; ++i) {
+        auto& r = staged.records[i];
+        seg.offsets.push_back(static_cast<uint32_t>(pending.start + r.offset));
+        staged.touched[r.stream].positions->push_back(pending.first_position + i);
+      }
+      seg.size = pending.end;
+      head_.store(pending.first_position + n - 1);
+    }
+    forget_in_flight(pending);
+  }
+  flight_cv_.notify_all();
+}
+
+void file_journal_impl::retire(pending_batch& pending) {
+  {
+    std::lock_guard<std::mutex> flight(flight_mutex_);
+    forget_in_flight(pending);
+  }
+  flight_cv_.notify_all();
+}
+
+void file_journal_impl::forget_in_flight(const pending_batch& pending) {
+  // Batches finish in the order they were begun.
+  if (!pending_batches_.empty() && pending_batches_.front() == &pending)
+    pending_batches_.pop_front();
 }
 
 expected<void> file_journal_impl::roll() {
@@ -324,6 +446,7 @@ expected<void> file_journal_impl::roll() {
   sync_path_ = fresh.path;
   written_ = fresh.size;
   durable_ = syncs() ? fresh.size : 0;
+  write_end_ = fresh.size;
   return {};
 }
 
@@ -364,6 +487,7 @@ void file_journal_impl::flush_loop() {
     uint64_t target = written_;
     lock.unlock();
     auto r = sync_data(file->get(), path);
+    syncs_counted_.fetch_add(1, std::memory_order_relaxed);
     lock.lock();
     if (!r) sync_failure_ = r.error();
     else if (file == sync_file_ && target > durable_) durable_ = target;

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -59,6 +60,9 @@ public:
   bool read_only() const { return options_.read_only; }
 
   std::vector<expected<append_result>> append(std::vector<append_request> batch) override;
+  std::unique_ptr<pending_append> begin_append(std::vector<append_request> batch) override;
+  std::vector<expected<append_result>> finish_append(
+    std::unique_ptr<pending_append> pending) override;
   expected<std::vector<envelope>> read_stream(const stream_id& stream, uint64_t from_version,
                                               size_t max_count) const override;
   expected<std::vector<envelope>> read_all(uint64_t from_position,
@@ -69,9 +73,13 @@ public:
 
   /// Segment count and total committed bytes (for file_journal_statistics).
   std::pair<uint64_t, uint64_t> segment_totals() const;
+  file_journal_counters counters() const {
+    return {batches_counted_.load(), syncs_counted_.load(), bytes_counted_.load()};
+  }
 
 private:
   struct staged_batch;
+  struct pending_batch;
 
   // Loading (file_journal_load.cpp).
   expected<void> take_lock();
@@ -89,8 +97,16 @@ private:
   uint64_t committed_version(std::string_view stream_name) const;
   void log(const std::string& message) const;
 
-  // Appending (file_journal_append.cpp).
-  expected<void> commit(staged_batch& batch);
+  // Appending (file_journal_append.cpp). A batch is staged and written under
+  // append_mutex_ (begin_append), then made durable and committed (finish_append),
+  // while the next batch may already be written.
+  expected<void> write_staged(std::unique_lock<std::mutex>& append_lock, pending_batch& batch);
+  expected<void> make_durable(const pending_batch& batch);
+  void commit(pending_batch& batch);
+  void retire(pending_batch& batch);
+  void forget_in_flight(const pending_batch& batch);
+  uint64_t pending_version(const stream_positions* stream) const;
+  void wait_for_pending_batches();
   expected<void> roll();
   expected<std::unique_ptr<segment>> create_segment(uint64_t first_position);
   void mark_broken(const error& cause);
@@ -117,6 +133,16 @@ private:
   int64_t last_timestamp_ = 0;
   std::vector<uint8_t> write_buffer_; ///< reused by append() (no page faults per batch)
   std::optional<error> broken_;
+  uint64_t write_end_ = 0;   ///< bytes of the active segment written (committed or pending)
+  uint64_t staged_head_ = 0; ///< position of the last record written (committed or pending)
+
+  // Batches written but not yet committed, oldest first, shared by begin_append
+  // (which assigns versions after theirs) and finish_append.
+  mutable std::mutex flight_mutex_;
+  std::condition_variable flight_cv_;
+  std::deque<const pending_batch*> pending_batches_;
+
+  std::atomic<uint64_t> batches_counted_{0}, syncs_counted_{0}, bytes_counted_{0};
 
   // Durability of the active segment, shared with the interval flusher.
   std::mutex sync_mutex_;

@@ -80,6 +80,7 @@ expected<void> file_journal_impl::open() {
     sync_path_ = active.path;
     written_ = active.size;
     durable_ = syncs() ? active.size : 0;
+    write_end_ = active.size;
   }
   if (options_.sync == sync_policy::interval) flusher_ = std::thread([this] { flush_loop(); });
   return {};

@@ -16,6 +16,28 @@ expected<append_result> journal::append_one(append_request request) {
   return std::move(results.front());
 }
 
+namespace {
+
+/// The default pending batch: append() has already done everything.
+struct completed_append final : journal::pending_append {
+  std::vector<expected<append_result>> results;
+};
+
+} // namespace
+
+std::unique_ptr<journal::pending_append> journal::begin_append(std::vector<append_request> batch) {
+  auto done = std::make_unique<completed_append>();
+  done->results = append(std::move(batch));
+  return done;
+}
+
+std::vector<expected<append_result>> journal::finish_append(
+  std::unique_ptr<pending_append> pending) {
+  auto* done = dynamic_cast<completed_append*>(pending.get());
+  if (!done) return {}; // not begun by this class: the caller fails the whole batch
+  return std::move(done->results);
+}
+
 journal::subscription journal::subscribe(listener fn) {
   std::lock_guard<std::mutex> lock(listeners_mutex_);
   subscription handle = next_subscription_++;

@@ -76,6 +76,16 @@ expected<std::shared_ptr<journal>> open_file_journal(const std::string& dir,
 /// invalid_argument (`j` is not a file journal), corrupt or unavailable as for open.
 expected<uint64_t> refresh_file_journal(journal& j);
 
+/// What an open file journal has written since it was opened (for metrics and
+/// benchmarks): batches written, fdatasync calls on its segments, and bytes written.
+struct file_journal_counters {
+  uint64_t batches = 0;
+  uint64_t syncs = 0;
+  uint64_t bytes = 0;
+};
+/// Errors: invalid_argument (`j` is not a file journal).
+expected<file_journal_counters> counters_of_file_journal(const journal& j);
+
 /// What `cairn stats` shows.
 struct file_journal_stats {
   uint64_t events = 0;

@@ -45,14 +45,14 @@ struct append_result {
 
 /// An event store. Contract shared by every implementation (checked by the
 /// conformance suite in tests/conformance):
-///  - append() is called by one thread at a time (the journal actor); reads,
+///  - append() is called by one thread at a time (the journal's writer); reads,
 ///    stream_version() and head_position() may run concurrently from any thread
 ///    and see only fully committed appends.
 ///  - Stream versions start at 1 and have no holes; global positions start at 1,
 ///    have no holes and follow commit order.
 ///  - Listeners see every committed event exactly once, in position order, called
 ///    synchronously on the appending thread after the batch is durable and before
-///    append() returns.
+///    append() (or finish_append()) returns.
 class journal {
 public:
   using listener = std::function<void(const std::vector<envelope>&)>;
@@ -70,6 +70,24 @@ public:
 
   /// Convenience: a batch of one.
   expected<append_result> append_one(append_request request);
+
+  /// A batch that begin_append() has written and finish_append() has yet to commit.
+  class pending_append {
+  public:
+    virtual ~pending_append() = default;
+  };
+
+  /// Group commit in two steps, so that one batch is written while the one before it
+  /// is being made durable. begin_append() checks `batch`, assigns its versions and
+  /// positions (after those of the batches still pending) and writes it;
+  /// finish_append() makes it durable, commits it (from then on readers and listeners
+  /// see it) and returns its results, as append() would. One thread at a time calls
+  /// begin_append(); every pending batch is finished exactly once, in the order the
+  /// batches were begun, by one thread at a time; append() is not called while any
+  /// batch is pending. The default does all the work in begin_append(), by append().
+  virtual std::unique_ptr<pending_append> begin_append(std::vector<append_request> batch);
+  virtual std::vector<expected<append_result>> finish_append(
+    std::unique_ptr<pending_append> pending);
 
   /// Up to `max_count` events of `stream` with version >= `from_version`, in
   /// version order. An unknown stream gives an empty vector, not an error.

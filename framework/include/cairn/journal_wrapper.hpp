@@ -18,6 +18,9 @@ public:
   std::vector<expected<append_result>> append(std::vector<append_request> batch) override {
     return target_->append(std::move(batch));
   }
+  // begin_append() and finish_append() are not forwarded: the defaults go through
+  // append() above, so an override of append() sees every write. A wrapper that wants
+  // the target's pipelining forwards them itself.
   expected<std::vector<envelope>> read_stream(const stream_id& stream, uint64_t from_version,
                                               size_t max_count) const override {
     return target_->read_stream(stream, from_version, max_count);
