@@ -10,6 +10,7 @@
 #include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include "append_inbox.hpp"
 #include "log.hpp"
 #include "message_types.hpp"
 #include "reply_sink.hpp"
@@ -24,7 +25,7 @@ struct aggregate_context {
   std::shared_ptr<const aggregate_model> model;
   std::shared_ptr<journal> store;
   std::shared_ptr<snapshot_store> snapshots; // may be null
-  caf::actor journal_actor;
+  std::shared_ptr<append_inbox> inbox; // the journal's way in
   aggregate_options options;
 };
 
@@ -119,10 +120,10 @@ void handle(aggregate_actor_t* self, command_message& cmd, command_reply_to& rp)
   st.busy = true;
   st.in_flight = std::move(rp);
   st.in_flight_events = static_cast<uint32_t>(decided->size());
-  // One-way messages both ways (the journal answers with an appended message
-  // carrying the tag): cheaper in CAF 0.17 than a request and its response handler.
-  self->send(st.ctx->journal_actor, append_atom::value,
-             append_request{st.stream, version, std::move(*decided)}, ++st.append_tag);
+  // Straight to the journal's writer, which answers with an appended message
+  // carrying the tag.
+  st.ctx->inbox->submit(append_request{st.stream, version, std::move(*decided)},
+                        caf::actor_cast<caf::actor>(self), ++st.append_tag);
 }
 
 /// The journal's answer to the append in flight.
@@ -362,13 +363,13 @@ caf::behavior router_actor(router_actor_t* self, std::shared_ptr<const aggregate
 } // namespace
 
 caf::actor spawn_router(caf::actor_system& sys, std::shared_ptr<const aggregate_model> model,
-                        caf::actor journal_actor, std::shared_ptr<journal> store,
+                        std::shared_ptr<append_inbox> inbox, std::shared_ptr<journal> store,
                         std::shared_ptr<snapshot_store> snapshots, aggregate_options opts) {
   auto ctx = std::make_shared<aggregate_context>();
   ctx->model = std::move(model);
   ctx->store = std::move(store);
   ctx->snapshots = std::move(snapshots);
-  ctx->journal_actor = std::move(journal_actor);
+  ctx->inbox = std::move(inbox);
   ctx->options = opts;
   return sys.spawn(router_actor, std::shared_ptr<const aggregate_context>{std::move(ctx)});
 }

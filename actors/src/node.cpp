@@ -70,7 +70,7 @@ struct node::impl {
   node_options opts;
   std::shared_ptr<journal> store;
   std::shared_ptr<snapshot_store> snapshots;
-  caf::actor journal_actor;
+  journal_handle writer; // the journal: its inbox and actor
   caf::actor feed; // the event feed's publisher (event_feed.hpp)
   std::vector<std::shared_ptr<command_lane>> lanes; // one per scheduler thread
   std::vector<caf::actor> sweepers;                  // one per lane
@@ -86,7 +86,7 @@ struct node::impl {
     if (!set_log_level(opts.log_level))
       log().warn("unknown log level \"{}\", keeping {}", opts.log_level,
                  spdlog::level::to_string_view(log().level()));
-    journal_actor = spawn_journal(*sys, store);
+    writer = spawn_journal(*sys, store);
     feed = spawn_feed_publisher(*sys, store, opts.feed.ring_events);
     auto threads = caf::get_or(sys->config(), "scheduler.max-threads", size_t{2});
     for (size_t i = 0; i < std::max<size_t>(1, threads); ++i) {
@@ -130,7 +130,7 @@ expected<void> node::add_aggregate(std::shared_ptr<const aggregate_model> model,
   if (impl_->routers.count(category))
     return error{errc::invalid_argument, "aggregate category " + category + " is already registered"};
   impl_->routers.emplace(category,
-                         spawn_router(*impl_->sys, std::move(model), impl_->journal_actor,
+                         spawn_router(*impl_->sys, std::move(model), impl_->writer.inbox,
                                       impl_->store, impl_->snapshots, opts));
   return {};
 }
@@ -239,7 +239,7 @@ expected<void> node::add_saga(std::shared_ptr<const saga_model> model, saga_opti
     send_command(std::move(cmd), std::move(on_reply));
   };
   impl_->sagas.emplace(name, spawn_saga_manager(*impl_->sys, std::move(model), opts, impl_->store,
-                                                impl_->journal_actor, impl_->feed,
+                                                impl_->writer.actor, impl_->feed,
                                                 impl_->opts.feed, std::move(send)));
   return {};
 }
@@ -334,7 +334,7 @@ void node::shutdown() {
   }
   for (auto& d : impl_->sweepers) actors.push_back(d);
   actors.push_back(impl_->feed);
-  actors.push_back(impl_->journal_actor);
+  actors.push_back(impl_->writer.actor);
   {
     caf::scoped_actor self{*impl_->sys};
     for (auto& a : actors) {

@@ -18,14 +18,23 @@
 
 namespace cairn {
 
-/// The journal actor: owns `store` for writes and group-commits concurrent appends.
-/// (Committed events reach followers through the event feed: event_feed.hpp.)
-caf::actor spawn_journal(caf::actor_system& sys, std::shared_ptr<journal> store);
+class append_inbox;
+
+/// The journal: the inbox through which aggregates append (group commit on its own
+/// writer thread) and the actor that owns it and serves request-form appends.
+struct journal_handle {
+  caf::actor actor;
+  std::shared_ptr<append_inbox> inbox;
+};
+
+/// Starts the journal over `store`. (Committed events reach followers through the
+/// event feed: event_feed.hpp.)
+journal_handle spawn_journal(caf::actor_system& sys, std::shared_ptr<journal> store);
 
 /// The router of one aggregate category: spawns one aggregate actor per entity
 /// id on first command and forwards commands to it.
 caf::actor spawn_router(caf::actor_system& sys, std::shared_ptr<const aggregate_model> model,
-                        caf::actor journal_actor, std::shared_ptr<journal> store,
+                        std::shared_ptr<append_inbox> inbox, std::shared_ptr<journal> store,
                         std::shared_ptr<snapshot_store> snapshots, aggregate_options opts);
 
 /// A projection actor: starts from its checkpoint in `checkpoints` (if given and
