@@ -105,7 +105,7 @@ run_figures run_once(const settings& s, const std::vector<bank::planned_command>
   b.open_accounts(s.accounts);
   auto events_dir = (s.dir / "events").string();
   auto stats0 = file_journal_statistics(events_dir); // not_found on the memory store
-  auto writes0 = b.store->writes.load();
+  auto writes0 = b.store->durable_writes();
   auto events0 = b.store->events.load();
   auto cpu0 = cpu_seconds();
   auto start = clock_type::now();
@@ -115,7 +115,7 @@ run_figures run_once(const settings& s, const std::vector<bank::planned_command>
     [](const bank::balances& m) { return std::make_pair(m.total, m.events); }, r.last_position);
   f.seconds = seconds_since(start);
   auto cpu = cpu_seconds() - cpu0;
-  auto writes = b.store->writes.load() - writes0;
+  auto writes = b.store->durable_writes() - writes0;
   auto events = b.store->events.load() - events0;
   f.commands_per_s = double(plan.size()) / f.seconds;
   f.events_per_s = double(r.accepted) / f.seconds;

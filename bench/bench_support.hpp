@@ -127,15 +127,33 @@ inline uint64_t current_rss_bytes() {
                 : 0;
 }
 
-/// Counts store writes (append calls: one durable write each on the file store)
-/// and the events they carried.
+/// Counts store writes (append batches) and the events they carried, and the
+/// durable writes (fdatasync calls) of a file store.
 class counting_journal : public journal_wrapper {
 public:
   using journal_wrapper::journal_wrapper;
   std::vector<expected<append_result>> append(std::vector<append_request> batch) override {
+    count(batch);
+    return journal_wrapper::append(std::move(batch));
+  }
+  // Forwarded, so that the target keeps its pipelined group commit.
+  std::unique_ptr<pending_append> begin_append(std::vector<append_request> batch) override {
+    count(batch);
+    return target().begin_append(std::move(batch));
+  }
+  std::vector<expected<append_result>> finish_append(
+    std::unique_ptr<pending_append> pending) override {
+    return target().finish_append(std::move(pending));
+  }
+  void count(const std::vector<append_request>& batch) {
     ++writes;
     for (auto& r : batch) events += r.events.size();
-    return journal_wrapper::append(std::move(batch));
+  }
+  /// Durable writes so far: the file store's fdatasync calls (pipelined batches may
+  /// share one), or, without any (memory store, sync never), append batches.
+  uint64_t durable_writes() const {
+    auto c = counters_of_file_journal(target());
+    return c && c->syncs > 0 ? c->syncs : writes.load();
   }
   std::atomic<uint64_t> writes{0};
   std::atomic<uint64_t> events{0};

@@ -9,6 +9,8 @@
 // Usage: journal_bench [--dir DIR] [--appenders N] [--seconds S] [--runs R] [--events E]
 //   [--events-per-append M] [--appends 0|1]
 //   [--store file|memory] [--sync always|interval|never] [--disk-probe-seconds S]
+//   [--scheduler stealing|sharing|...] (CAF's scheduler.policy; default: the node's)
+//   [--appender actor|callback] (appenders are actors, as aggregates are, or callbacks)
 // (--appends 0 skips part 1, e.g. to profile the reads alone).
 #include <algorithm>
 #include <atomic>
@@ -37,6 +39,7 @@
 #include <cairn/node_config.hpp>
 
 #include "bank/account.hpp"
+#include "append_inbox.hpp"
 #include "message_types.hpp"
 #include "spawn.hpp"
 #include "bench_support.hpp"
@@ -58,6 +61,8 @@ struct settings {
   std::string store = "file"; // "memory": the same path with no I/O (the CPU ceiling)
   sync_policy sync = sync_policy::always;
   double disk_probe_seconds = 2;
+  std::string scheduler; // CAF's scheduler.policy; empty: the node's default
+  std::string appender_kind = "actor"; // or "callback" (not an actor: see callback_appender)
 };
 
 struct shared_run {
@@ -68,7 +73,7 @@ struct shared_run {
 
 struct appender_state {
   size_t events_per_append = 1;
-  caf::actor journal;
+  std::shared_ptr<append_inbox> journal;
   stream_id stream;
   uint64_t version = 0;
   std::shared_ptr<shared_run> run;
@@ -84,12 +89,12 @@ void append_next(appender_t* self) {
   }
   std::vector<event_data> events(st.events_per_append,
                                  event_data{"deposited", 1, {}, bytes(100, 0x5a)});
-  // The journal's fast form, as aggregates use it: one-way, answered by (appended, tag, ...).
-  self->send(st.journal, append_atom::value, append_request{st.stream, st.version, std::move(events)},
-             uint64_t{0});
+  // As aggregates append: through the journal's inbox, answered by (appended, tag, ...).
+  st.journal->submit(append_request{st.stream, st.version, std::move(events)},
+                     caf::actor_cast<caf::actor>(self), 0);
 }
 
-caf::behavior appender(appender_t* self, caf::actor journal, size_t index,
+caf::behavior appender(appender_t* self, std::shared_ptr<append_inbox> journal, size_t index,
                        std::shared_ptr<shared_run> run, size_t events_per_append) {
   self->state.events_per_append = events_per_append;
   self->state.journal = std::move(journal);
@@ -109,6 +114,36 @@ caf::behavior appender(appender_t* self, caf::actor journal, size_t index,
   };
 }
 
+/// An appender that is not an actor: its completion (on the journal's writer thread)
+/// submits its next append at once. What the journal itself can do, without the cost
+/// of waking an actor per answer.
+struct callback_appender : std::enable_shared_from_this<callback_appender> {
+  std::shared_ptr<append_inbox> journal;
+  stream_id stream;
+  uint64_t version = 0;
+  size_t events_per_append = 1;
+  std::shared_ptr<shared_run> run;
+
+  void append_next() {
+    if (run->stop) {
+      ++run->finished;
+      return;
+    }
+    std::vector<event_data> events(events_per_append,
+                                   event_data{"deposited", 1, {}, bytes(100, 0x5a)});
+    journal->submit(append_request{stream, version, std::move(events)},
+                    [self = shared_from_this()](expected<append_result> r) {
+                      if (!r) {
+                        ++self->run->finished;
+                        return;
+                      }
+                      self->version = r->last_version;
+                      self->run->acked += self->events_per_append;
+                      self->append_next();
+                    });
+  }
+};
+
 struct append_figures {
   double events_per_s;
   double cpu_us_per_event; ///< the whole process's CPU time over the window, per acked event
@@ -121,14 +156,28 @@ append_figures run_appends(const settings& s, const fs::path& dir) {
   auto inner = open_bench_store(s.store, dir, s.sync);
   auto counting = std::make_shared<counting_journal>(inner);
   node_config cfg;
+  if (!s.scheduler.empty()) cfg.set("scheduler.policy", caf::atom_from_string(s.scheduler));
   caf::actor_system sys{cfg};
   auto journal = spawn_journal(sys, counting);
   auto run = std::make_shared<shared_run>();
-  for (size_t i = 0; i < s.appenders; ++i) sys.spawn(appender, journal, i, run, s.events_per_append);
+  std::vector<std::shared_ptr<callback_appender>> callbacks;
+  for (size_t i = 0; i < s.appenders; ++i) {
+    if (s.appender_kind == "actor") {
+      sys.spawn(appender, journal.inbox, i, run, s.events_per_append);
+    } else {
+      auto a = std::make_shared<callback_appender>();
+      a->journal = journal.inbox;
+      a->stream = stream_id{"bench", std::to_string(i)};
+      a->events_per_append = s.events_per_append;
+      a->run = run;
+      callbacks.push_back(a);
+    }
+  }
+  for (auto& a : callbacks) a->append_next();
   // Warm up, then measure a window.
   std::this_thread::sleep_for(std::chrono::milliseconds{500});
   auto acked0 = run->acked.load();
-  auto writes0 = counting->writes.load();
+  auto writes0 = counting->durable_writes();
   auto events0 = counting->events.load();
   auto bytes0 = file_journal_statistics(dir.string());
   auto cpu0 = cpu_seconds();
@@ -137,11 +186,11 @@ append_figures run_appends(const settings& s, const fs::path& dir) {
   auto elapsed = std::chrono::duration<double>(clock_type::now() - t0).count();
   auto acked = run->acked.load() - acked0;
   auto cpu = cpu_seconds() - cpu0;
-  auto writes = counting->writes.load() - writes0;
+  auto writes = counting->durable_writes() - writes0;
   auto events = counting->events.load() - events0;
   run->stop = true;
   while (run->finished < s.appenders) std::this_thread::sleep_for(std::chrono::milliseconds{5});
-  caf::anon_send_exit(journal, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(journal.actor, caf::exit_reason::user_shutdown);
   auto bytes1 = file_journal_statistics(dir.string());
   double bytes_per_event =
     bytes0 && bytes1 && bytes1->events > bytes0->events
@@ -278,6 +327,8 @@ int main(int argc, char** argv) {
     else if (k == "--store" && (v == "file" || v == "memory")) s.store = v;
     else if (k == "--sync" && parse_sync_policy(v)) s.sync = *parse_sync_policy(v);
     else if (k == "--disk-probe-seconds") s.disk_probe_seconds = std::stod(v);
+    else if (k == "--scheduler") s.scheduler = v;
+    else if (k == "--appender" && (v == "actor" || v == "callback")) s.appender_kind = v;
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       return 2;
@@ -285,9 +336,10 @@ int main(int argc, char** argv) {
   }
   fs::path root{s.dir};
   fs::create_directories(root);
-  std::printf("journal_bench: %u cores, %zu appenders x %zu event(s) of 100 bytes per append, "
+  std::printf("journal_bench: %u cores, %zu %s appenders x %zu event(s) of 100 bytes per append, "
               "%d runs of %.1f s, %s store, sync %s\n",
-              std::thread::hardware_concurrency(), s.appenders, s.events_per_append, s.runs,
+              std::thread::hardware_concurrency(), s.appenders, s.appender_kind.c_str(),
+              s.events_per_append, s.runs,
               s.seconds, s.store.c_str(),
               s.sync == sync_policy::always ? "always" : s.sync == sync_policy::never ? "never"
                                                                                       : "interval");
