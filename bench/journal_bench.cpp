@@ -7,11 +7,11 @@
 //  3. whole-store replay (read_all) from the page cache.
 // Prints medians of --runs runs, also as one "RESULT {json}" line for bench/run.
 // Usage: journal_bench [--dir DIR] [--appenders N] [--seconds S] [--runs R] [--events E]
-//   [--events-per-append M] [--appends 0|1]
+//   [--events-per-append M] [--appends 0|1] [--recovery 0|1]
 //   [--store file|memory] [--sync always|interval|never] [--disk-probe-seconds S]
 //   [--scheduler stealing|sharing|...] (CAF's scheduler.policy; default: the node's)
 //   [--appender actor|callback] (appenders are actors, as aggregates are, or callbacks)
-// (--appends 0 skips part 1, e.g. to profile the reads alone).
+// (--appends 0 skips part 1, e.g. to profile the reads alone; --recovery 0 skips 2 and 3).
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -58,6 +58,7 @@ struct settings {
   size_t recovery_events = 100'000;
   size_t events_per_append = 1;
   bool appends = true;
+  bool recovery = true;
   std::string store = "file"; // "memory": the same path with no I/O (the CPU ceiling)
   sync_policy sync = sync_policy::always;
   double disk_probe_seconds = 2;
@@ -324,6 +325,7 @@ int main(int argc, char** argv) {
     else if (k == "--events") s.recovery_events = std::stoul(v);
     else if (k == "--events-per-append") s.events_per_append = std::stoul(v);
     else if (k == "--appends") s.appends = std::stoi(v) != 0;
+    else if (k == "--recovery") s.recovery = std::stoi(v) != 0;
     else if (k == "--store" && (v == "file" || v == "memory")) s.store = v;
     else if (k == "--sync" && parse_sync_policy(v)) s.sync = *parse_sync_policy(v);
     else if (k == "--disk-probe-seconds") s.disk_probe_seconds = std::stod(v);
@@ -369,48 +371,52 @@ int main(int argc, char** argv) {
     std::printf("CPU per durable event (all threads): median %.2f us\n", median(cpu));
   }
 
-  auto rec = root / "recovery";
-  prepare_recovery_store(rec, s.recovery_events);
-  std::vector<double> full, full_no_op, snap, replay, read_one, read_all_of, decode;
-  for (int r = 0; r < s.runs; ++r) {
-    full.push_back(recovery_seconds(rec, false));
-    full_no_op.push_back(recovery_seconds(rec, false, true));
-    snap.push_back(recovery_seconds(rec, true));
-    replay.push_back(replay_events_per_s(rec));
-    auto parts = recovery_part_seconds(rec, s.recovery_events + 1);
-    read_one.push_back(parts.read_stream_seconds);
-    read_all_of.push_back(parts.read_stream_all_seconds);
-    decode.push_back(parts.replay_seconds);
-  }
-  auto n = double(s.recovery_events + 1);
-  std::printf("recover 1 aggregate with %zu events, no snapshot: median %.1f ms (%.0f events/s)\n",
-              s.recovery_events, 1e3 * median(full), n / median(full));
-  std::printf("recover 1 aggregate with %zu events, no snapshot, first command appends "
-              "nothing: median %.1f ms (%.0f events/s)\n",
-              s.recovery_events, 1e3 * median(full_no_op), n / median(full_no_op));
-  std::printf("recover 1 aggregate with %zu events, from a snapshot: median %.1f ms "
-              "(the first command's fixed cost, its durable append included)\n",
-              s.recovery_events, 1e3 * median(snap));
-  std::printf("  its parts without actors: one read_stream of the whole stream: median %.1f ms "
-              "(%.0f events/s)\n",
-              1e3 * median(read_one), n / median(read_one));
-  std::printf("  read_stream_all: median %.1f ms (%.0f events/s)\n", 1e3 * median(read_all_of),
-              n / median(read_all_of));
-  std::printf("  read + decode + evolve in chunks of 512, as the aggregate actor: median %.1f ms "
-              "(%.0f events/s)\n",
-              1e3 * median(decode), n / median(decode));
-  std::printf("whole-store replay (read_all, page cache): median %.0f events/s\n", median(replay));
   nlohmann::json out{
     {"bench", "journal"},
     {"runs", s.runs},
-    {"recovery_events", s.recovery_events},
-    {"recovery_ms", 1e3 * median(full)},
-    {"recovery_no_op_ms", 1e3 * median(full_no_op)},
-    {"recovery_snapshot_ms", 1e3 * median(snap)},
-    {"recovery_events_per_s", n / median(full)},
-    {"replay_events_per_s", median(replay)},
+    {"appender", s.appender_kind},
     {"peak_rss_bytes", peak_rss_bytes()},
   };
+  if (s.recovery) {
+    auto rec = root / "recovery";
+    prepare_recovery_store(rec, s.recovery_events);
+    std::vector<double> full, full_no_op, snap, replay, read_one, read_all_of, decode;
+    for (int r = 0; r < s.runs; ++r) {
+      full.push_back(recovery_seconds(rec, false));
+      full_no_op.push_back(recovery_seconds(rec, false, true));
+      snap.push_back(recovery_seconds(rec, true));
+      replay.push_back(replay_events_per_s(rec));
+      auto parts = recovery_part_seconds(rec, s.recovery_events + 1);
+      read_one.push_back(parts.read_stream_seconds);
+      read_all_of.push_back(parts.read_stream_all_seconds);
+      decode.push_back(parts.replay_seconds);
+    }
+    auto n = double(s.recovery_events + 1);
+    std::printf("recover 1 aggregate with %zu events, no snapshot: median %.1f ms (%.0f events/s)\n",
+                s.recovery_events, 1e3 * median(full), n / median(full));
+    std::printf("recover 1 aggregate with %zu events, no snapshot, first command appends "
+                "nothing: median %.1f ms (%.0f events/s)\n",
+                s.recovery_events, 1e3 * median(full_no_op), n / median(full_no_op));
+    std::printf("recover 1 aggregate with %zu events, from a snapshot: median %.1f ms "
+                "(the first command's fixed cost, its durable append included)\n",
+                s.recovery_events, 1e3 * median(snap));
+    std::printf("  its parts without actors: one read_stream of the whole stream: median %.1f ms "
+                "(%.0f events/s)\n",
+                1e3 * median(read_one), n / median(read_one));
+    std::printf("  read_stream_all: median %.1f ms (%.0f events/s)\n", 1e3 * median(read_all_of),
+                n / median(read_all_of));
+    std::printf("  read + decode + evolve in chunks of 512, as the aggregate actor: median %.1f ms "
+                "(%.0f events/s)\n",
+                1e3 * median(decode), n / median(decode));
+    std::printf("whole-store replay (read_all, page cache): median %.0f events/s\n", median(replay));
+    out["recovery_events"] = s.recovery_events;
+    out["recovery_ms"] = 1e3 * median(full);
+    out["recovery_no_op_ms"] = 1e3 * median(full_no_op);
+    out["recovery_snapshot_ms"] = 1e3 * median(snap);
+    out["recovery_events_per_s"] = n / median(full);
+    out["replay_events_per_s"] = median(replay);
+    out["peak_rss_bytes"] = peak_rss_bytes();
+  }
   if (s.appends) {
     out["appenders"] = s.appenders;
     out["append_events_per_s"] = median(rates);
