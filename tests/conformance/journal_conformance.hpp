@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "conformance/journal_conformance_support.hpp"
+#include "conformance/journal_conformance_pipeline.hpp"
 
 namespace cairn::conformance {
 
@@ -479,4 +480,12 @@ inline void read_stream_all_helper(const journal_factory& make) {
   CAIRN_CONFORMANCE_CASE(s, f, concurrent_readers,                                                \
                          "concurrent readers never see holes or partial requests")                \
   CAIRN_CONFORMANCE_CASE(s, f, read_stream_all_helper,                                            \
-                         "read_stream_all reads past one chunk")
+                         "read_stream_all reads past one chunk")                                  \
+  CAIRN_CONFORMANCE_PIPELINE_CASE(s, f, pipeline_versions_continue,                               \
+                                  "begun batches continue the versions of pending ones")          \
+  CAIRN_CONFORMANCE_PIPELINE_CASE(s, f, pipeline_equals_sequential,                               \
+                                  "a pipelined run stores what a sequential run stores")          \
+  CAIRN_CONFORMANCE_PIPELINE_CASE(s, f, pipeline_listeners,                                       \
+                                  "listeners hear pipelined batches once and in order")           \
+  CAIRN_CONFORMANCE_PIPELINE_CASE(s, f, pipeline_threads,                                         \
+                                  "batches finished on another thread stay consistent")

@@ -84,7 +84,10 @@ public:
   /// see it) and returns its results, as append() would. One thread at a time calls
   /// begin_append(); every pending batch is finished exactly once, in the order the
   /// batches were begun, by one thread at a time; append() is not called while any
-  /// batch is pending. The default does all the work in begin_append(), by append().
+  /// batch is pending. begin_append() may wait until the pending batches are finished
+  /// (the file store does, to seal a segment), so they must be finished on another
+  /// thread than the one that begins. The default does all the work in
+  /// begin_append(), by append().
   virtual std::unique_ptr<pending_append> begin_append(std::vector<append_request> batch);
   virtual std::vector<expected<append_result>> finish_append(
     std::unique_ptr<pending_append> pending);
