@@ -77,6 +77,8 @@ void append_inbox::stop() {
   auto me = std::this_thread::get_id();
   if (writer_.joinable() && writer_.get_id() != me) writer_.join();
   if (syncer_.joinable() && syncer_.get_id() != me) syncer_.join();
+  // The replier (the journal actor) holds this inbox: no cycle once stopped.
+  if (!writer_.joinable() && !syncer_.joinable()) replier_ = nullptr;
 }
 
 uint64_t append_inbox::batches_written() const {
