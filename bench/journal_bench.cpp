@@ -72,6 +72,14 @@ struct shared_run {
   std::atomic<size_t> finished{0};
 };
 
+/// `n` events of 100 bytes, as an aggregate's decide would make them.
+std::vector<event_data> bench_events(size_t n) {
+  std::vector<event_data> events;
+  events.reserve(n);
+  for (size_t i = 0; i < n; ++i) events.push_back(event_data{"deposited", 1, {}, bytes(100, 0x5a)});
+  return events;
+}
+
 struct appender_state {
   size_t events_per_append = 1;
   std::shared_ptr<append_inbox> journal;
@@ -88,8 +96,7 @@ void append_next(appender_t* self) {
     ++st.run->finished;
     return self->quit();
   }
-  std::vector<event_data> events(st.events_per_append,
-                                 event_data{"deposited", 1, {}, bytes(100, 0x5a)});
+  auto events = bench_events(st.events_per_append);
   // As aggregates append: through the journal's inbox, answered by (appended, tag, ...).
   st.journal->submit(append_request{st.stream, st.version, std::move(events)},
                      caf::actor_cast<caf::actor>(self), 0);
@@ -118,7 +125,7 @@ caf::behavior appender(appender_t* self, std::shared_ptr<append_inbox> journal, 
 /// An appender that is not an actor: its completion (on the journal's writer thread)
 /// submits its next append at once. What the journal itself can do, without the cost
 /// of waking an actor per answer.
-struct callback_appender : std::enable_shared_from_this<callback_appender> {
+struct callback_appender {
   std::shared_ptr<append_inbox> journal;
   stream_id stream;
   uint64_t version = 0;
@@ -130,19 +137,19 @@ struct callback_appender : std::enable_shared_from_this<callback_appender> {
       ++run->finished;
       return;
     }
-    std::vector<event_data> events(events_per_append,
-                                   event_data{"deposited", 1, {}, bytes(100, 0x5a)});
-    journal->submit(append_request{stream, version, std::move(events)},
-                    [self = shared_from_this()](expected<append_result> r) {
-                      if (!r) {
-                        ++self->run->finished;
-                        return;
-                      }
-                      self->version = r->last_version;
-                      self->run->acked += self->events_per_append;
-                      self->append_next();
-                    });
+    journal->submit(append_request{stream, version, bench_events(events_per_append)}, done);
   }
+
+  // Made once: the appender outlives its appends (run_appends waits for every one).
+  append_inbox::completion done = [this](expected<append_result> r) {
+    if (!r) {
+      ++run->finished;
+      return;
+    }
+    version = r->last_version;
+    run->acked += events_per_append;
+    append_next();
+  };
 };
 
 struct append_figures {
