@@ -155,10 +155,13 @@ size_t append_inbox::answer_some(std::deque<batch_in_flight>& answering, size_t 
   constexpr size_t chunk = 128;
   auto& b = answering.front();
   size_t end = std::min(b.replies.size(), answered + chunk);
-  append_answers for_replier; // actors are answered from a scheduler thread, in one message
+  // Many answers go to the replier in one message, to be sent from a scheduler thread
+  // (where CAF enqueues cheaply); a few go straight, a hop sooner.
+  bool via_replier = replier_ && end - answered >= 16;
+  append_answers for_replier;
   for (size_t i = answered; i < end; ++i) {
     auto& r = b.replies[i];
-    if (r.actor && replier_)
+    if (r.actor && via_replier)
       for_replier.items.push_back({std::move(r.actor), r.tag, std::move(b.results[i])});
     else
       answer(r.actor, r.tag, r.done, std::move(b.results[i]));
