@@ -87,11 +87,22 @@ uint64_t append_inbox::batches_written() const {
 }
 
 void append_inbox::run_writer() {
-  // Finished batches whose appenders are still to be answered, and how far.
-  std::deque<batch_in_flight> answering;
-  size_t answered = 0; // of answering.front()
   std::unique_lock<std::mutex> lock{mutex_};
-  auto begin_pending = [&] {
+  for (;;) {
+    if (stopping_) {
+      if (in_flight_ > 0) { // let the syncer finish and answer what was begun
+        writer_waiting_ = true;
+        writer_wake_.wait(lock);
+        continue;
+      }
+      break;
+    }
+    if (pending_.empty() || in_flight_ >= max_in_flight) {
+      writer_waiting_ = true;
+      writer_wake_.wait(lock);
+      writer_waiting_ = false;
+      continue;
+    }
     batch_in_flight b;
     std::vector<append_request> batch;
     batch.swap(pending_);
@@ -109,37 +120,6 @@ void append_inbox::run_writer() {
     lock.lock();
     to_finish_.push_back(std::move(b));
     syncer_wake_.notify_one();
-  };
-  for (;;) {
-    for (auto& b : finished_) answering.push_back(std::move(b));
-    finished_.clear();
-    if (!answering.empty()) {
-      // Keep the disk busy: with nothing in flight, what has gathered meanwhile (the
-      // appenders answered so far) goes now, and the rest of the answers after it.
-      if (in_flight_ == 0 && !pending_.empty() && !stopping_) {
-        begin_pending();
-        continue;
-      }
-      lock.unlock();
-      answered = answer_some(answering, answered);
-      lock.lock();
-      continue;
-    }
-    if (stopping_) {
-      if (in_flight_ > 0) { // let the syncer finish what was begun, then answer it
-        writer_waiting_ = true;
-        writer_wake_.wait(lock);
-        continue;
-      }
-      break;
-    }
-    if (pending_.empty() || in_flight_ >= max_in_flight) {
-      writer_waiting_ = true;
-      writer_wake_.wait(lock);
-      writer_waiting_ = false;
-      continue;
-    }
-    begin_pending();
   }
   // Stopping: what has not reached the store fails, as after it no submit is taken.
   std::vector<reply_address> left;
@@ -151,26 +131,24 @@ void append_inbox::run_writer() {
   for (auto& r : left) answer(r.actor, r.tag, r.done, error{errc::unavailable, stopped_message});
 }
 
-size_t append_inbox::answer_some(std::deque<batch_in_flight>& answering, size_t answered) {
+void append_inbox::answer_all(batch_in_flight& b) {
   constexpr size_t chunk = 128;
-  auto& b = answering.front();
-  size_t end = std::min(b.replies.size(), answered + chunk);
-  // Many answers go to the replier in one message, to be sent from a scheduler thread
-  // (where CAF enqueues cheaply); a few go straight, a hop sooner.
-  bool via_replier = replier_ && end - answered >= 16;
-  append_answers for_replier;
-  for (size_t i = answered; i < end; ++i) {
-    auto& r = b.replies[i];
-    if (r.actor && via_replier)
-      for_replier.items.push_back({std::move(r.actor), r.tag, std::move(b.results[i])});
-    else
-      answer(r.actor, r.tag, r.done, std::move(b.results[i]));
+  for (size_t from = 0; from < b.replies.size(); from += chunk) {
+    size_t end = std::min(b.replies.size(), from + chunk);
+    // Many answers go to the replier in one message, to be sent from a scheduler
+    // thread (where CAF enqueues cheaply); a few go straight, a hop sooner.
+    bool via_replier = replier_ && end - from >= 16;
+    append_answers for_replier;
+    for (size_t i = from; i < end; ++i) {
+      auto& r = b.replies[i];
+      if (r.actor && via_replier)
+        for_replier.items.push_back({std::move(r.actor), r.tag, std::move(b.results[i])});
+      else
+        answer(r.actor, r.tag, r.done, std::move(b.results[i]));
+    }
+    if (!for_replier.items.empty())
+      caf::anon_send(replier_, appended_atom::value, std::move(for_replier));
   }
-  if (!for_replier.items.empty())
-    caf::anon_send(replier_, appended_atom::value, std::move(for_replier));
-  if (end < b.replies.size()) return end;
-  answering.pop_front();
-  return 0;
 }
 
 void append_inbox::run_syncer() {
@@ -192,10 +170,14 @@ void append_inbox::run_syncer() {
     if (b.results.size() != n)
       b.results.assign(n, error{errc::unavailable, "the store failed the whole batch"});
     lock.lock();
-    finished_.push_back(std::move(b));
+    // The writer may start the next batch now, while these are answered.
     --in_flight_;
     ++batches_;
-    writer_wake_.notify_one();
+    bool wake = writer_waiting_;
+    lock.unlock();
+    if (wake) writer_wake_.notify_one();
+    answer_all(b);
+    lock.lock();
   }
 }
 

@@ -8,8 +8,8 @@
 // (appended_atom, tag, caf::error).
 //
 // Two threads pipeline the work (journal::begin_append / finish_append): the writer
-// stages and writes a batch and answers finished ones; the syncer makes batches
-// durable and commits them. So the disk syncs one batch while the next is written.
+// stages and writes batches; the syncer makes them durable, commits them and answers
+// their appenders. So the disk syncs one batch while the next is written.
 #pragma once
 
 #include <condition_variable>
@@ -72,9 +72,8 @@ private:
 
   void enqueue(append_request request, reply_address reply);
   void run_writer();
-  /// Answers the next chunk of answering.front() (popping it when done); returns how
-  /// many of the new front's replies are answered.
-  size_t answer_some(std::deque<batch_in_flight>& answering, size_t answered);
+  /// Answers every appender of a finished batch.
+  void answer_all(batch_in_flight& b);
   void run_syncer();
 
   std::shared_ptr<journal> store_;
@@ -85,7 +84,6 @@ private:
   std::vector<append_request> pending_; // submitted, not yet begun
   std::vector<reply_address> pending_replies_;
   std::deque<batch_in_flight> to_finish_; // begun, for the syncer, in order
-  std::vector<batch_in_flight> finished_; // for the writer to answer
   size_t in_flight_ = 0;                  // begun and not yet finished
   bool writer_waiting_ = false;
   bool stopping_ = false;
