@@ -352,22 +352,22 @@ expected<void> file_journal_impl::make_durable(const pending_batch& pending) {
   std::unique_lock<std::mutex> lock(sync_mutex_);
   if (sync_failure_) return *sync_failure_;
   if (durable_ >= pending.end) return {}; // an earlier batch's sync covered this one
-  // One fdatasync covers everything written so far, including later batches.
+  return sync_written(lock); // covers later batches written by now, too
+}
+
+expected<void> file_journal_impl::sync_written(std::unique_lock<std::mutex>& sync_lock) {
   auto file = sync_file_;
   std::string path = sync_path_;
   uint64_t target = written_;
-  lock.unlock();
+  sync_lock.unlock();
   auto r = sync_data(file->get(), path);
   syncs_counted_.fetch_add(1, std::memory_order_relaxed);
-  lock.lock();
-  if (!r) {
-    // After a failed fdatasync the kernel may have dropped the dirty pages: what is
-    // on disk is unknown, so the store stops (the next append marks it broken).
-    sync_failure_ = r.error();
-    return r;
-  }
-  if (file == sync_file_ && target > durable_) durable_ = target;
-  return {};
+  sync_lock.lock();
+  // After a failed fdatasync the kernel may have dropped the dirty pages: what is on
+  // disk is unknown, so the store stops (the next append marks it broken).
+  if (!r) sync_failure_ = r.error();
+  else if (file == sync_file_ && target > durable_) durable_ = target;
+  return r;
 }
 
 void file_journal_impl::commit(pending_batch& pending) {
@@ -482,15 +482,7 @@ void file_journal_impl::flush_loop() {
   while (!stopping_) {
     sync_cv_.wait_for(lock, options_.sync_interval, [this] { return stopping_; });
     if (stopping_ || sync_failure_ || !sync_file_ || written_ <= durable_) continue;
-    auto file = sync_file_;
-    std::string path = sync_path_;
-    uint64_t target = written_;
-    lock.unlock();
-    auto r = sync_data(file->get(), path);
-    syncs_counted_.fetch_add(1, std::memory_order_relaxed);
-    lock.lock();
-    if (!r) sync_failure_ = r.error();
-    else if (file == sync_file_ && target > durable_) durable_ = target;
+    (void)sync_written(lock);
   }
 }
 

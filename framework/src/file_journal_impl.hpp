@@ -102,6 +102,9 @@ private:
   // while the next batch may already be written.
   expected<void> write_staged(std::unique_lock<std::mutex>& append_lock, pending_batch& batch);
   expected<void> make_durable(const pending_batch& batch);
+  /// fdatasync of what is written to the active segment, sync_lock (on sync_mutex_)
+  /// released meanwhile; records the outcome in durable_ or sync_failure_.
+  expected<void> sync_written(std::unique_lock<std::mutex>& sync_lock);
   void commit(pending_batch& batch);
   void retire(pending_batch& batch);
   void forget_in_flight(const pending_batch& batch);

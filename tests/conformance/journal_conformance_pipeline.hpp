@@ -465,28 +465,9 @@ inline void pipeline_threads(const journal_factory& make) {
   std::atomic<size_t> passes{0};
   std::vector<std::string> reader_problems(3);
 
-  auto read_from_start = [&](size_t pass) -> std::optional<std::vector<envelope>> {
-    std::vector<envelope> es;
-    for (size_t chunk = pass % 2 ? 61 : all;;) {
-      auto r = j->read_all(es.size() + 1, chunk);
-      if (!r) return std::nullopt;
-      es.insert(es.end(), r->begin(), r->end());
-      if (r->size() < chunk) return es;
-    }
-  };
   auto reader = [&](std::string& first_problem) {
     for (size_t pass = 0; !done.load(); ++pass) {
-      uint64_t head = j->head_position();
-      auto es = read_from_start(pass);
-      std::string problem;
-      if (!es || es->size() < head) problem = "read_all lost committed events";
-      else problem = snapshot_problem(*es, 1);
-      auto s = sid("q", std::to_string(head % 5));
-      auto v = j->stream_version(s);
-      auto ss = j->read_stream(s, 1, all);
-      if (!v || !ss || ss->size() < *v) problem = "read_stream lost committed events";
-      for (size_t i = 0; ss && i < ss->size(); ++i)
-        if ((*ss)[i].version != i + 1) problem = "hole in stream " + s.str();
+      auto problem = reader_pass_problem(*j, pass, 61, "q", 5);
       if (first_problem.empty()) first_problem = problem;
       passes.fetch_add(1);
       std::this_thread::yield();

@@ -116,6 +116,36 @@ inline std::string snapshot_problem(const std::vector<envelope>& es, uint64_t fi
   return {};
 }
 
+/// One pass of a reader running beside writers: reads every event from position 1 (in
+/// chunks of `chunk` on odd passes, like a catch-up subscription; all at once on even
+/// ones) and one of the streams "<category>-0" .. "<category>-<streams - 1>", and says
+/// what is inconsistent ("" if nothing). Free of Catch2 calls (thread-safe).
+inline std::string reader_pass_problem(const journal& j, size_t pass, size_t chunk,
+                                       const std::string& category, size_t streams) {
+  uint64_t head = j.head_position();
+  std::vector<envelope> es;
+  bool failed = false;
+  for (size_t c = pass % 2 ? chunk : all;;) {
+    auto r = j.read_all(es.size() + 1, c);
+    if (!r) {
+      failed = true;
+      break;
+    }
+    es.insert(es.end(), r->begin(), r->end());
+    if (r->size() < c) break;
+  }
+  std::string problem;
+  if (failed || es.size() < head) problem = "read_all lost committed events";
+  else problem = snapshot_problem(es, 1);
+  auto s = sid(category, std::to_string(head % streams));
+  auto v = j.stream_version(s);
+  auto ss = j.read_stream(s, 1, all);
+  if (!v || !ss || ss->size() < *v) problem = "read_stream lost committed events";
+  for (size_t i = 0; ss && i < ss->size(); ++i)
+    if ((*ss)[i].version != i + 1) problem = "hole in stream " + s.str();
+  return problem;
+}
+
 /// Creates a fresh empty directory; removes it and its contents on destruction.
 struct temp_dir {
   std::filesystem::path path;
