@@ -91,14 +91,14 @@ void append_inbox::run_writer() {
   for (;;) {
     if (stopping_) {
       if (in_flight_ > 0) { // let the syncer finish and answer what was begun
-        writer_waiting_ = true;
         writer_wake_.wait(lock);
         continue;
       }
       break;
     }
     if (pending_.empty() || in_flight_ >= max_in_flight) {
-      writer_waiting_ = true;
+      // Submits wake it only while it waits for them; a free slot is the syncer's news.
+      writer_waiting_ = pending_.empty();
       writer_wake_.wait(lock);
       writer_waiting_ = false;
       continue;
@@ -173,9 +173,8 @@ void append_inbox::run_syncer() {
     // The writer may start the next batch now, while these are answered.
     --in_flight_;
     ++batches_;
-    bool wake = writer_waiting_;
     lock.unlock();
-    if (wake) writer_wake_.notify_one();
+    writer_wake_.notify_one();
     answer_all(b);
     lock.lock();
   }
