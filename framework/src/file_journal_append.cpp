@@ -287,6 +287,10 @@ expected<void> file_journal_impl::write_staged(std::unique_lock<std::mutex>& /*a
     }
     if (seg.offsets.capacity() < records_after) seg.offsets.reserve(2 * records_after);
   }
+  {
+    std::lock_guard<std::mutex> lock(flight_mutex_);
+    pending_batches_.reserve(pending_batches_.size() + 1);
+  }
   if (active_record_stream_.capacity() < active_record_stream_.size() + n)
     active_record_stream_.reserve(2 * (active_record_stream_.size() + n));
   size_t slots_before = active_streams_.size();
@@ -402,7 +406,7 @@ void file_journal_impl::retire(pending_batch& pending) {
 void file_journal_impl::forget_in_flight(const pending_batch& pending) {
   // Batches finish in the order they were begun.
   if (!pending_batches_.empty() && pending_batches_.front() == &pending)
-    pending_batches_.pop_front();
+    pending_batches_.erase(pending_batches_.begin());
 }
 
 expected<void> file_journal_impl::roll() {

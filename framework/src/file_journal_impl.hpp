@@ -3,7 +3,6 @@
 
 #include <atomic>
 #include <condition_variable>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -143,7 +142,7 @@ private:
   // (which assigns versions after theirs) and finish_append.
   mutable std::mutex flight_mutex_;
   std::condition_variable flight_cv_;
-  std::deque<const pending_batch*> pending_batches_;
+  std::vector<const pending_batch*> pending_batches_; // a few at most
 
   std::atomic<uint64_t> batches_counted_{0}, syncs_counted_{0}, bytes_counted_{0};
 
