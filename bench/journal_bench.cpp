@@ -184,10 +184,11 @@ append_figures run_appends(const settings& s, const fs::path& dir) {
   for (auto& a : callbacks) a->append_next();
   // Warm up, then measure a window.
   std::this_thread::sleep_for(std::chrono::milliseconds{500});
+  // Counters only, read at once: nothing in the window but the appends.
   auto acked0 = run->acked.load();
   auto writes0 = counting->durable_writes();
   auto events0 = counting->events.load();
-  auto bytes0 = file_journal_statistics(dir.string());
+  auto bytes0 = counters_of_file_journal(*inner);
   auto cpu0 = cpu_seconds();
   auto t0 = clock_type::now();
   std::this_thread::sleep_for(std::chrono::duration<double>(s.seconds));
@@ -196,14 +197,13 @@ append_figures run_appends(const settings& s, const fs::path& dir) {
   auto cpu = cpu_seconds() - cpu0;
   auto writes = counting->durable_writes() - writes0;
   auto events = counting->events.load() - events0;
+  auto bytes1 = counters_of_file_journal(*inner);
   run->stop = true;
   while (run->finished < s.appenders) std::this_thread::sleep_for(std::chrono::milliseconds{5});
   caf::anon_send_exit(journal.actor, caf::exit_reason::user_shutdown);
-  auto bytes1 = file_journal_statistics(dir.string());
-  double bytes_per_event =
-    bytes0 && bytes1 && bytes1->events > bytes0->events
-      ? double(bytes1->bytes - bytes0->bytes) / double(bytes1->events - bytes0->events)
-      : 200.0;
+  double bytes_per_event = bytes0 && bytes1 && events > 0
+                             ? double(bytes1->bytes - bytes0->bytes) / double(events)
+                             : 200.0; // the memory store: about a file record's size
   double per_write = writes ? double(events) / double(writes) : 0;
   return {double(acked) / elapsed, acked ? 1e6 * cpu / double(acked) : 0, per_write,
           per_write * bytes_per_event};
