@@ -20,7 +20,28 @@ inline constexpr uint64_t max_segment_bytes = 1u << 30; ///< largest segment_byt
 inline constexpr uint8_t record_flag_commit = 1;        ///< last record of its batch
 inline constexpr size_t max_stream_name_bytes = 1024;
 
-// Little-endian fixed-width integers, whatever the host's byte order.
+// Little-endian fixed-width integers, whatever the host's byte order. On a
+// little-endian host each is one plain load or store.
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+inline void put_u16(uint8_t* p, uint16_t v) { std::memcpy(p, &v, sizeof v); }
+inline void put_u32(uint8_t* p, uint32_t v) { std::memcpy(p, &v, sizeof v); }
+inline void put_u64(uint8_t* p, uint64_t v) { std::memcpy(p, &v, sizeof v); }
+inline uint16_t get_u16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline uint32_t get_u32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline uint64_t get_u64(const uint8_t* p) {
+  uint64_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+#else
 inline void put_u16(uint8_t* p, uint16_t v) { p[0] = uint8_t(v); p[1] = uint8_t(v >> 8); }
 inline void put_u32(uint8_t* p, uint32_t v) {
   for (int i = 0; i < 4; ++i) p[i] = uint8_t(v >> (8 * i));
@@ -35,6 +56,7 @@ inline uint32_t get_u32(const uint8_t* p) {
 inline uint64_t get_u64(const uint8_t* p) {
   return uint64_t(get_u32(p)) | uint64_t(get_u32(p + 4)) << 32;
 }
+#endif
 
 /// "segment-00000000000000000001.log" for a segment whose first position is 1.
 std::string segment_file_name(uint64_t first_position);

@@ -14,7 +14,8 @@ namespace cairn::detail {
 /// One append() call's records, serialized into one buffer before anything is written.
 struct file_journal_impl::staged_batch {
   struct touched_stream {
-    stream_id id;
+    stream_id new_id;                      ///< only for a stream this batch creates
+    const stream_id* key = nullptr;        ///< the index's copy of the name, once it exists
     stream_positions* positions = nullptr; ///< null until the stream exists in the index
     uint64_t version = 0;                  ///< including this batch's earlier requests
     uint64_t first_version = 0;            ///< of its first record in this batch
@@ -114,18 +115,24 @@ std::unique_ptr<journal::pending_append> file_journal_impl::begin_append(
     staged_head_ = std::max(staged_head_, head_.load());
     uint64_t next_position = staged_head_ + 1;
     pending->first_position = next_position;
+    std::string name; // the stream's name, in one buffer reused for every request
     for (auto& request : batch) {
       const stream_id& stream = request.stream;
-      if (auto valid = stream.validate(); !valid) {
-        results.push_back(std::move(valid).error());
-        continue;
-      }
+      // A stream in the index was valid when it was created.
+      auto found = streams_.find(stream);
+      if (found == streams_.end())
+        if (auto valid = stream.validate(); !valid) {
+          results.push_back(std::move(valid).error());
+          continue;
+        }
       size_t n = request.events.size();
       if (n == 0) {
         results.push_back(invalid("append to stream " + stream.str() + " has no events"));
         continue;
       }
-      std::string name = stream.str();
+      name.assign(stream.category);
+      name += '-';
+      name += stream.id;
       uint64_t bytes = 0;
       std::optional<error> problem;
       for (size_t i = 0; i < n && !problem; ++i) {
@@ -144,7 +151,6 @@ std::unique_ptr<journal::pending_append> file_journal_impl::begin_append(
         results.push_back(std::move(*problem));
         continue;
       }
-      auto found = streams_.find(stream);
       stream_positions* existing = found == streams_.end() ? nullptr : &found->second;
       size_t touched = staged.touched.size(); // not touched yet
       if (existing) {
@@ -168,12 +174,12 @@ std::unique_ptr<journal::pending_append> file_journal_impl::begin_append(
         continue;
       }
       if (touched == staged.touched.size()) {
-        staged_batch::touched_stream t;
-        t.id = stream;
+        auto& t = staged.touched.emplace_back();
+        if (existing) t.key = &found->first;
+        else t.new_id = stream;
         t.positions = existing;
         t.version = current;
         t.first_version = current + 1;
-        staged.touched.push_back(std::move(t));
         if (existing) staged.touched_existing.insert(existing, static_cast<uint32_t>(touched));
         else staged.touched_new.emplace(stream, touched);
       }
@@ -186,7 +192,7 @@ std::unique_ptr<journal::pending_append> file_journal_impl::begin_append(
                       timestamp, event);
         staged.records.push_back({at, touched});
         at += static_cast<size_t>(record_size(name.size(), event));
-        envelope e;
+        envelope& e = staged.envelopes.emplace_back(); // built in place: no moves
         e.stream = stream;
         e.version = current + 1 + i;
         e.position = next_position + i;
@@ -195,7 +201,6 @@ std::unique_ptr<journal::pending_append> file_journal_impl::begin_append(
         e.timestamp_ns = timestamp;
         e.meta = std::move(event.meta);
         e.payload = std::move(event.payload);
-        staged.envelopes.push_back(std::move(e));
       }
       t.version += n;
       t.added += static_cast<uint32_t>(n);
@@ -280,7 +285,9 @@ expected<void> file_journal_impl::write_staged(std::unique_lock<std::mutex>& /*a
     for (size_t i = 0; i < staged.touched.size(); ++i) {
       auto& t = staged.touched[i];
       if (!t.positions) {
-        t.positions = &streams_[t.id];
+        auto& entry = *streams_.try_emplace(t.new_id).first;
+        t.key = &entry.first;
+        t.positions = &entry.second;
         staged.touched_existing.insert(t.positions, static_cast<uint32_t>(i));
       }
       if (t.positions->capacity() < t.version) t.positions->reserve(2 * t.version);
@@ -303,7 +310,7 @@ expected<void> file_journal_impl::write_staged(std::unique_lock<std::mutex>& /*a
   try {
     for (auto& t : staged.touched) {
       auto [it, added] = active_slots_.try_emplace(t.positions, active_streams_.size());
-      if (added) active_streams_.push_back({t.id.str(), t.first_version, 0});
+      if (added) active_streams_.push_back({t.key->str(), t.first_version, 0});
       t.slot = it->second;
     }
   } catch (...) {
