@@ -10,6 +10,7 @@
 #include <caf/sec.hpp>
 
 #include "cairn/node_config.hpp"
+#include "node_scheduler.hpp"
 
 namespace cairn {
 
@@ -61,12 +62,14 @@ node_config::node_config() {
   cairn::add_message_types(*this);
   auto cores = std::max(1u, std::thread::hardware_concurrency());
   set("scheduler.max-threads", static_cast<size_t>(cores));
-  // CAF's sharing scheduler (one queue, workers woken by a condition variable) beats
-  // work stealing for Cairn's message pattern at every load measured on the bank
+  // Work sharing (one queue, workers woken by a condition variable) beats CAF's work
+  // stealing for Cairn's message pattern at every load measured on the bank
   // workload: +30-50% commands/s at 1, 16 and 4,096 clients, and p99/p999 far
-  // lower, since idle stealing workers poll and sleep instead of being woken
-  // (bench/RESULTS.md). Override with --scheduler.policy=stealing.
-  set("scheduler.policy", caf::atom("sharing"));
+  // lower, since idle stealing workers poll and sleep instead of being woken.
+  // "cairn" is that design without CAF's per-job logging cost (node_scheduler.hpp);
+  // --scheduler.policy=sharing or =stealing picks CAF's own (bench/RESULTS.md).
+  set("scheduler.policy", caf::atom("cairn"));
+  module_factories.push_back(make_node_scheduler);
   caf::config_option_adder{custom_options_, "cairn"}
     .add(options.log_level, "log-level", "trace|debug|info|warn|error|critical|off")
     .add(options.command_timeout, "command-timeout", "how long a command may take")

@@ -1,0 +1,140 @@
+#include "node_scheduler.hpp"
+
+#include <condition_variable>
+#include <deque>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <caf/actor_system_config.hpp>
+#include <caf/detail/set_thread_name.hpp>
+#include <caf/detail/thread_safe_actor_clock.hpp>
+#include <caf/execution_unit.hpp>
+#include <caf/policy/work_sharing.hpp>
+#include <caf/policy/work_stealing.hpp>
+#include <caf/resumable.hpp>
+#include <caf/scheduler/abstract_coordinator.hpp>
+#include <caf/scheduler/coordinator.hpp>
+#include <caf/scheduler/test_coordinator.hpp>
+
+namespace cairn {
+
+namespace {
+
+/// One shared FIFO of runnable actors and N worker threads that take from it.
+class work_sharing_scheduler final : public caf::scheduler::abstract_coordinator {
+public:
+  explicit work_sharing_scheduler(caf::actor_system& sys) : abstract_coordinator(sys) {}
+
+  /// From any thread: an actor became runnable.
+  void enqueue(caf::resumable* job) override {
+    {
+      std::lock_guard<std::mutex> guard{mutex_};
+      queue_.push_back(job);
+    }
+    ready_.notify_one();
+  }
+
+  caf::detail::thread_safe_actor_clock& clock() noexcept override { return clock_; }
+
+protected:
+  void start() override {
+    for (size_t i = 0; i < num_workers(); ++i)
+      workers_.push_back(std::make_unique<worker>(*this));
+    for (auto& w : workers_) w->thread = std::thread{[this, unit = w.get()] { run(*unit); }};
+    timer_ = std::thread{[this] {
+      caf::detail::set_thread_name("caf.clock");
+      system().thread_started();
+      clock_.run_dispatch_loop();
+      system().thread_terminates();
+    }};
+    abstract_coordinator::start(); // the utility actors
+  }
+
+  void stop() override {
+    // As CAF's coordinator: each worker finishes the jobs queued before its stop
+    // mark (a null job), then the utility actors stop, then what is left is released.
+    {
+      std::lock_guard<std::mutex> guard{mutex_};
+      for (size_t i = 0; i < workers_.size(); ++i) queue_.push_back(nullptr);
+    }
+    ready_.notify_all();
+    for (auto& w : workers_) w->thread.join();
+    stop_actors();
+    std::deque<caf::resumable*> left;
+    {
+      std::lock_guard<std::mutex> guard{mutex_};
+      left.swap(queue_);
+    }
+    for (auto* job : left)
+      if (job) cleanup_and_release(job);
+    clock_.cancel_dispatch_loop();
+    timer_.join();
+  }
+
+private:
+  class worker final : public caf::execution_unit {
+  public:
+    explicit worker(work_sharing_scheduler& parent)
+      : caf::execution_unit(&parent.system()), parent_(parent) {}
+    void exec_later(caf::resumable* job) override { parent_.enqueue(job); }
+    std::thread thread;
+
+  private:
+    work_sharing_scheduler& parent_;
+  };
+
+  /// A worker's loop. Unlike CAF's workers it does not register the thread with
+  /// CAF's logger, whose per-job bookkeeping is what this scheduler avoids.
+  void run(worker& self) {
+    caf::detail::set_thread_name("caf.worker");
+    system().thread_started();
+    for (;;) {
+      caf::resumable* job;
+      {
+        std::unique_lock<std::mutex> lock{mutex_};
+        ready_.wait(lock, [this] { return !queue_.empty(); });
+        job = queue_.front();
+        queue_.pop_front();
+      }
+      if (job == nullptr) break; // stop mark
+      switch (job->resume(&self, max_throughput_)) {
+        case caf::resumable::resume_later:
+          enqueue(job); // still runnable: to the back of the queue, keeping its reference
+          break;
+        case caf::resumable::done:
+        case caf::resumable::awaiting_message:
+          intrusive_ptr_release(job); // enqueued again, with a new reference, on its next message
+          break;
+        case caf::resumable::shutdown_execution_unit:
+          break; // not used with this scheduler
+      }
+    }
+    system().thread_terminates();
+  }
+
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<caf::resumable*> queue_; // null: a worker's stop mark
+  std::vector<std::unique_ptr<worker>> workers_;
+  caf::detail::thread_safe_actor_clock clock_;
+  std::thread timer_;
+};
+
+} // namespace
+
+caf::actor_system::module* make_node_scheduler(caf::actor_system& sys) {
+  using namespace caf::scheduler;
+  auto policy = caf::get_or(sys.config(), "scheduler.policy", caf::atom("cairn"));
+  if (policy == caf::atom("sharing")) return new coordinator<caf::policy::work_sharing>(sys);
+  if (policy == caf::atom("stealing")) return new coordinator<caf::policy::work_stealing>(sys);
+  if (policy == caf::atom("testing")) return new test_coordinator(sys);
+  if (policy != caf::atom("cairn"))
+    std::cerr << "[WARNING] scheduler.policy '" << caf::to_string(policy)
+              << "' is unknown; using 'cairn' (or choose 'sharing' or 'stealing')\n";
+  return new work_sharing_scheduler(sys);
+}
+
+} // namespace cairn
