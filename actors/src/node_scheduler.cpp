@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <caf/actor_system_config.hpp>
+#include <caf/logger.hpp>
 #include <caf/detail/set_thread_name.hpp>
 #include <caf/detail/thread_safe_actor_clock.hpp>
 #include <caf/execution_unit.hpp>
@@ -86,10 +87,13 @@ private:
     work_sharing_scheduler& parent_;
   };
 
-  /// A worker's loop. Unlike CAF's workers it does not register the thread with
-  /// CAF's logger, whose per-job bookkeeping is what this scheduler avoids.
+  /// A worker's loop: CAF's, without the logger's per-job actor id (a dynamic_cast
+  /// of every job).
   void run(worker& self) {
     caf::detail::set_thread_name("caf.worker");
+    // Registered with CAF's logger, as CAF's own workers are: without it, the first
+    // command after a recovery took 5 ms longer (bench/RESULTS.md).
+    caf::logger::set_current_actor_system(&system());
     system().thread_started();
     for (;;) {
       caf::resumable* job;

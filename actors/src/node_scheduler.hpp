@@ -3,10 +3,10 @@
 // a condition variable, without the per-job logging hooks of Debian's CAF build.
 //
 // CAF 0.17's own workers set the logger's actor id around every job they resume,
-// whatever the log level: a dynamic_cast across the actor's many bases and a locked
-// map, about 1,900 instructions per job under callgrind. Without them the bank
-// sample runs on 18% fewer instructions, and 1,000 actors appending through the
-// journal on 29% fewer (bench/RESULTS.md).
+// whatever the log level, through a dynamic_cast across the actor's many bases: about
+// 1,300 instructions per job under callgrind. Without it the bank sample runs on 16%
+// fewer instructions, and 1,000 actors appending through the journal on 24% fewer
+// (bench/RESULTS.md).
 #pragma once
 
 #include <caf/actor_system.hpp>
