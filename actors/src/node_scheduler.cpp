@@ -47,6 +47,7 @@ protected:
     for (auto& w : workers_) w->thread = std::thread{[this, unit = w.get()] { run(*unit); }};
     timer_ = std::thread{[this] {
       caf::detail::set_thread_name("caf.clock");
+      caf::logger::set_current_actor_system(&system());
       system().thread_started();
       clock_.run_dispatch_loop();
       system().thread_terminates();
@@ -55,8 +56,12 @@ protected:
   }
 
   void stop() override {
-    // As CAF's coordinator: each worker finishes the jobs queued before its stop
-    // mark (a null job), then the utility actors stop, then what is left is released.
+    // Each worker leaves at its stop mark (a null job), queued behind everything
+    // already runnable; jobs that become runnable after the marks are not run but
+    // released below. (CAF retires its workers one at a time, so a late job may
+    // still run; by now the node's actors have all stopped, so none is expected.)
+    // Then the utility actors stop, and what is left is released while the clock
+    // still runs (an actor's cleanup posts to it).
     {
       std::lock_guard<std::mutex> guard{mutex_};
       for (size_t i = 0; i < workers_.size(); ++i) queue_.push_back(nullptr);
@@ -64,13 +69,16 @@ protected:
     ready_.notify_all();
     for (auto& w : workers_) w->thread.join();
     stop_actors();
-    std::deque<caf::resumable*> left;
-    {
-      std::lock_guard<std::mutex> guard{mutex_};
-      left.swap(queue_);
+    for (;;) { // a cleanup may make another job runnable
+      std::deque<caf::resumable*> left;
+      {
+        std::lock_guard<std::mutex> guard{mutex_};
+        left.swap(queue_);
+      }
+      if (left.empty()) break;
+      for (auto* job : left)
+        if (job) cleanup_and_release(job);
     }
-    for (auto* job : left)
-      if (job) cleanup_and_release(job);
     clock_.cancel_dispatch_loop();
     timer_.join();
   }
@@ -113,7 +121,8 @@ private:
           intrusive_ptr_release(job); // enqueued again, with a new reference, on its next message
           break;
         case caf::resumable::shutdown_execution_unit:
-          break; // not used with this scheduler
+          system().thread_terminates(); // as CAF's workers: the job asks this one to stop
+          return;
       }
     }
     system().thread_terminates();
