@@ -80,6 +80,23 @@ caf::behavior tracked_bouncer(caf::stateful_actor<tracked_state>* self,
   };
 }
 
+/// Sends `each` pings from each of `threads` non-actor threads to one counting
+/// actor; returns how many it counted (waiting up to 10 s for the last ones).
+int pings_counted(caf::actor_system& sys, int threads, int each) {
+  std::atomic<int> received{0};
+  auto target = sys.spawn(counter, &received);
+  std::vector<std::thread> senders;
+  for (int t = 0; t < threads; ++t)
+    senders.emplace_back([&] {
+      for (int i = 0; i < each; ++i) caf::anon_send(target, ping_atom::value, i);
+    });
+  for (auto& t : senders) t.join();
+  for (int i = 0; i < 2000 && received < threads * each; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds{5});
+  caf::anon_send_exit(target, caf::exit_reason::user_shutdown);
+  return received.load();
+}
+
 /// Destroys an actor system, with the given policy, while 2 x `pairs` actors ping
 /// each other without end and each has a delayed message pending, without waiting
 /// for the actors. Returns how many of their states were destroyed.
@@ -143,20 +160,7 @@ TEST_CASE("node scheduler: messages from many non-actor threads all arrive",
           "[scheduler]") {
   auto cfg = config_for("cairn");
   caf::actor_system sys{*cfg};
-  std::atomic<int> received{0};
-  auto target = sys.spawn(counter, &received);
-  constexpr int threads = 4;
-  constexpr int each = 5'000;
-  std::vector<std::thread> senders;
-  for (int t = 0; t < threads; ++t)
-    senders.emplace_back([&] {
-      for (int i = 0; i < each; ++i) caf::anon_send(target, ping_atom::value, i);
-    });
-  for (auto& t : senders) t.join();
-  for (int i = 0; i < 1000 && received < threads * each; ++i)
-    std::this_thread::sleep_for(5ms);
-  CHECK(received == threads * each);
-  caf::anon_send_exit(target, caf::exit_reason::user_shutdown);
+  CHECK(pings_counted(sys, 4, 5'000) == 4 * 5'000);
 }
 
 TEST_CASE("node scheduler: busy actors are stopped and the system shuts down",
@@ -192,20 +196,7 @@ TEST_CASE("node scheduler: an actor that yields after each message gets every me
   auto cfg = config_for("cairn");
   cfg->set("scheduler.max-throughput", size_t{1});
   caf::actor_system sys{*cfg};
-  std::atomic<int> received{0};
-  auto target = sys.spawn(counter, &received);
-  constexpr int threads = 4;
-  constexpr int each = 20'000;
-  std::vector<std::thread> senders;
-  for (int t = 0; t < threads; ++t)
-    senders.emplace_back([&] {
-      for (int i = 0; i < each; ++i) caf::anon_send(target, ping_atom::value, i);
-    });
-  for (auto& t : senders) t.join();
-  for (int i = 0; i < 2000 && received < threads * each; ++i)
-    std::this_thread::sleep_for(5ms);
-  CHECK(received == threads * each);
-  caf::anon_send_exit(target, caf::exit_reason::user_shutdown);
+  CHECK(pings_counted(sys, 4, 20'000) == 4 * 20'000);
 }
 
 namespace {
