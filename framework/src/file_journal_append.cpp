@@ -193,7 +193,8 @@ std::unique_ptr<journal::pending_append> file_journal_impl::begin_append(
         staged.records.push_back({at, touched});
         at += static_cast<size_t>(record_size(name.size(), event));
         envelope& e = staged.envelopes.emplace_back(); // built in place: no moves
-        e.stream = stream;
+        if (i + 1 < n) e.stream = stream;
+        else e.stream = std::move(request.stream); // its last use
         e.version = current + 1 + i;
         e.position = next_position + i;
         e.type = std::move(event.type);
