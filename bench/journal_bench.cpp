@@ -426,6 +426,7 @@ int main(int argc, char** argv) {
   }
   if (s.appends) {
     out["appenders"] = s.appenders;
+    out["events_per_append"] = s.events_per_append;
     out["append_events_per_s"] = median(rates);
     out["disk_limit_events_per_s"] = median(limits);
     out["ratio_to_disk"] = median(ratios);
