@@ -1,11 +1,12 @@
-// Benchmarks whether append cost stays flat as the file store grows: the store is
-// pre-filled fast (straight through the journal API, large batches, sync never) to
-// --small events (default 1 million), then appends are measured through a node (sync
-// always): K closed-loop clients send deposits to A accounts (every command appends one
-// event) for --runs windows of --seconds after a warm-up. Then the store is filled on to
-// --large events (default 20 million) and the same is measured again. Prints durable
-// appends/s and latency (medians of the windows) at both sizes and their ratios, as
-// one "RESULT {json}" line.
+// Benchmarks whether append cost stays flat as the file store grows: two stores are
+// pre-filled fast (straight through the journal API, large batches, sync never), one to
+// --small events (default 1 million) and one to --large (default 20 million). A node on
+// each then takes durable appends (sync always): K closed-loop clients send deposits to
+// A accounts (every command appends one event) for --runs windows of --seconds per store,
+// after a warm-up. The windows alternate between the stores (small, large, large, small,
+// ...), so that a change in the machine's speed during the run falls on both. Prints
+// durable appends/s and latency (medians of the windows) at both sizes and their ratios,
+// as one "RESULT {json}" line.
 #include <cstdio>
 #include <filesystem>
 #include <thread>
@@ -41,15 +42,13 @@ struct settings {
   uint64_t fill_streams = 100'000; ///< the pre-fill spreads its events over this many streams
 };
 
-fs::path events_dir(const settings& s) { return s.dir / "events"; }
-
-/// Opens the store; sealed segments are trusted by their indexes (verify_on_open off),
+/// Opens a store; sealed segments are trusted by their indexes (verify_on_open off),
 /// so opening a large store does not read it all.
-std::shared_ptr<journal> open_store(const settings& s, sync_policy sync) {
+std::shared_ptr<journal> open_store(const fs::path& dir, sync_policy sync) {
   file_journal_options opts;
   opts.sync = sync;
   opts.verify_on_open = false;
-  auto opened = open_file_journal(events_dir(s).string(), opts);
+  auto opened = open_file_journal(dir.string(), opts);
   if (!opened) {
     std::fprintf(stderr, "cannot open the store: %s\n", opened.error().describe().c_str());
     std::exit(1);
@@ -57,10 +56,10 @@ std::shared_ptr<journal> open_store(const settings& s, sync_policy sync) {
   return *opened;
 }
 
-/// Appends deposits to streams fill-<i> until the store holds `target` events, in
-/// batches of 100 requests of 100 events. Returns events appended per second.
-double fill_to(const settings& s, uint64_t target) {
-  auto store = open_store(s, sync_policy::never);
+/// Appends deposits to streams fill-<i> until the store in `dir` holds `target` events,
+/// in batches of 100 requests of 100 events. Returns events appended per second.
+double fill_to(const settings& s, const fs::path& dir, uint64_t target) {
+  auto store = open_store(dir, sync_policy::never);
   auto event = variant_codec<bank::account::event_type>::encode(bank::deposited{500});
   constexpr uint64_t per_request = 100, requests = 100;
   auto head = store->head_position();
@@ -89,54 +88,67 @@ struct point {
   uint64_t store_bytes = 0;
   double open_seconds = 0;
   double events_per_s = 0, p50_us = 0, p99_us = 0, p999_us = 0;
-  std::vector<double> events_per_s_runs, p99_us_runs;
+  std::vector<double> events_per_s_runs, p99_us_runs, p50_runs, p999_runs;
   bool ok = true;
 };
 
-/// Durable appends through a node on the store as it is now.
-point measure(const settings& s, const std::vector<bank::planned_command>& plan) {
-  point p;
-  auto t0 = clock_type::now();
-  auto store = open_store(s, sync_policy::always);
-  p.open_seconds = seconds_since(t0);
-  p.stored_events = store->head_position();
-  if (auto st = file_journal_statistics(events_dir(s).string())) p.store_bytes = st->bytes;
-  node_config cfg;
-  cfg.options.log_level = "warn";
-  cfg.options.command_timeout = std::chrono::seconds{120};
-  node n{cfg, store};
-  if (!n.register_aggregate<bank::account>()) std::exit(1);
-  // Opens the accounts (a no-op for those a previous point opened), then warms up.
-  if (auto opened = open_accounts(n, s.accounts); !opened) {
-    std::fprintf(stderr, "opening the accounts failed: %s\n", opened.error().describe().c_str());
-    std::exit(1);
+/// A node serving one pre-filled store, and the figures of its windows.
+class measured_store {
+public:
+  measured_store(const settings& s, const fs::path& dir, const std::vector<bank::planned_command>& plan)
+    : s_(s), plan_(plan) {
+    auto t0 = clock_type::now();
+    auto store = open_store(dir, sync_policy::always);
+    p_.open_seconds = seconds_since(t0);
+    p_.stored_events = store->head_position();
+    if (auto st = file_journal_statistics(dir.string())) p_.store_bytes = st->bytes;
+    cfg_.options.log_level = "warn";
+    cfg_.options.command_timeout = std::chrono::seconds{120};
+    node_ = std::make_unique<node>(cfg_, store);
+    if (!node_->register_aggregate<bank::account>()) std::exit(1);
+    if (auto opened = open_accounts(*node_, s.accounts); !opened) {
+      std::fprintf(stderr, "opening the accounts failed: %s\n", opened.error().describe().c_str());
+      std::exit(1);
+    }
+    (void)run_clients(*node_, plan_, s.clients, std::min(0.5, s.seconds)); // warm-up
   }
-  (void)run_clients(n, plan, s.clients, std::min(0.5, s.seconds));
-  std::vector<double> p50, p999;
-  for (uint64_t r = 0; r < s.runs; ++r) {
-    auto w = run_clients(n, plan, s.clients, s.seconds);
+
+  /// One timed window of durable appends.
+  void window() {
+    auto w = run_clients(*node_, plan_, s_.clients, s_.seconds);
     if (w.failed || w.rejected) {
       std::fprintf(stderr, "%llu commands failed, %llu were rejected: %s\n",
                    static_cast<unsigned long long>(w.failed),
                    static_cast<unsigned long long>(w.rejected), w.first_failure.c_str());
-      p.ok = false;
+      p_.ok = false;
     }
-    p.events_per_s_runs.push_back(double(w.accepted) / w.seconds);
-    p50.push_back(double(percentile(w.latencies_ns, 0.50)) / 1e3);
-    p.p99_us_runs.push_back(double(percentile(w.latencies_ns, 0.99)) / 1e3);
-    p999.push_back(double(percentile(w.latencies_ns, 0.999)) / 1e3);
+    p_.events_per_s_runs.push_back(double(w.accepted) / w.seconds);
+    p_.p50_runs.push_back(double(percentile(w.latencies_ns, 0.50)) / 1e3);
+    p_.p99_us_runs.push_back(double(percentile(w.latencies_ns, 0.99)) / 1e3);
+    p_.p999_runs.push_back(double(percentile(w.latencies_ns, 0.999)) / 1e3);
   }
-  p.events_per_s = median(p.events_per_s_runs);
-  p.p50_us = median(p50);
-  p.p99_us = median(p.p99_us_runs);
-  p.p999_us = median(p999);
-  std::printf("  %llu events stored (%.0f MiB, opened in %.2f s): median %.0f durable appends/s, "
-              "p50 %.0f us, p99 %.0f us, p999 %.0f us\n",
-              static_cast<unsigned long long>(p.stored_events), double(p.store_bytes) / (1 << 20),
-              p.open_seconds, p.events_per_s, p.p50_us, p.p99_us, p.p999_us);
-  std::fflush(stdout);
-  return p;
-}
+
+  /// The medians of the windows, printed.
+  point result() {
+    p_.events_per_s = median(p_.events_per_s_runs);
+    p_.p50_us = median(p_.p50_runs);
+    p_.p99_us = median(p_.p99_us_runs);
+    p_.p999_us = median(p_.p999_runs);
+    std::printf("  %llu events stored (%.0f MiB, opened in %.2f s): median %.0f durable appends/s, "
+                "p50 %.0f us, p99 %.0f us, p999 %.0f us\n",
+                static_cast<unsigned long long>(p_.stored_events), double(p_.store_bytes) / (1 << 20),
+                p_.open_seconds, p_.events_per_s, p_.p50_us, p_.p99_us, p_.p999_us);
+    std::fflush(stdout);
+    return p_;
+  }
+
+private:
+  const settings& s_;
+  const std::vector<bank::planned_command>& plan_;
+  node_config cfg_; // outlives the node, whose actor system refers to it
+  std::unique_ptr<node> node_;
+  point p_;
+};
 
 nlohmann::json to_json(const point& p) {
   return {{"stored_events", p.stored_events}, {"store_bytes", p.store_bytes},
@@ -178,10 +190,21 @@ int main(int argc, char** argv) {
   for (auto& pc : plan)
     if (auto w = std::get_if<bank::withdraw>(&pc.command)) pc.command = bank::deposit{w->amount};
 
-  auto fill_small = fill_to(s, s.small);
-  auto small = measure(s, plan);
-  auto fill_large = fill_to(s, s.large);
-  auto large = measure(s, plan);
+  auto fill_small = fill_to(s, s.dir / "small", s.small);
+  auto fill_large = fill_to(s, s.dir / "large", s.large);
+  point small, large;
+  {
+    measured_store at_small{s, s.dir / "small", plan};
+    measured_store at_large{s, s.dir / "large", plan};
+    for (uint64_t r = 0; r < s.runs; ++r) { // ABBA: neither size always goes first
+      auto& first = r % 2 == 0 ? at_small : at_large;
+      auto& second = r % 2 == 0 ? at_large : at_small;
+      first.window();
+      second.window();
+    }
+    small = at_small.result();
+    large = at_large.result();
+  }
   double throughput_ratio = small.events_per_s > 0 ? large.events_per_s / small.events_per_s : 0;
   double p99_ratio = small.p99_us > 0 ? large.p99_us / small.p99_us : 0;
   std::printf("scale_bench: appends/s at %llu vs %llu events: ratio %.2f; p99 ratio %.2f "
