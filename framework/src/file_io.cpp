@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -78,7 +79,20 @@ expected<void> write_exact(int fd, const void* data, size_t size, uint64_t offse
   return {};
 }
 
+namespace {
+std::atomic<int> syncs_to_fail{0};
+std::atomic<int> sync_failure_errno{0};
+} // namespace
+
+void fail_next_syncs_for_tests(int count, int err) {
+  sync_failure_errno.store(err);
+  syncs_to_fail.store(count);
+}
+
 expected<void> sync_data(int fd, const std::string& path) {
+  for (int left = syncs_to_fail.load(std::memory_order_relaxed); left > 0;)
+    if (syncs_to_fail.compare_exchange_weak(left, left - 1))
+      return io_error("cannot fdatasync", path, sync_failure_errno.load());
   int rc;
   do rc = ::fdatasync(fd);
   while (rc < 0 && errno == EINTR);

@@ -56,6 +56,10 @@ expected<void> write_exact(int fd, const void* data, size_t size, uint64_t offse
 /// fdatasync(2), retried on EINTR.
 expected<void> sync_data(int fd, const std::string& path);
 
+/// Fault injection for tests: the next `count` sync_data calls fail with `err` and
+/// sync nothing, as a disk that lost the written pages would.
+void fail_next_syncs_for_tests(int count, int err);
+
 /// fsync(2) on the directory itself, so created, renamed or removed names are durable.
 expected<void> sync_directory(const std::string& dir);
 

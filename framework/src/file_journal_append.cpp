@@ -235,15 +235,48 @@ std::vector<expected<append_result>> file_journal_impl::finish_append(
   auto* pending = dynamic_cast<pending_batch*>(base.get());
   if (!pending) return {}; // not begun here: the caller fails the whole batch
   if (!pending->written) return std::move(pending->results);
-  if (auto durable = make_durable(*pending); !durable) {
+  expected<void> durable;
+  try {
+    durable = make_durable(*pending);
+  } catch (...) {
+    // Whether the sync ran is unknown: treat it as failed. Recording that allocates
+    // nothing, and the batch leaves the pending list whatever happens.
+    {
+      std::lock_guard<std::mutex> lock(sync_mutex_);
+      if (!sync_failure_) sync_failure_.emplace(errc::unavailable, std::string{});
+    }
+    cut_unsynced();
     retire(*pending);
-    return all_failed(pending->results.size(),
-                      error{errc::unavailable,
-                            durable.error().message() + "; the batch was not stored"});
+    throw;
+  }
+  if (!durable) {
+    retire(*pending);
+    return all_failed(pending->results.size(), sync_failure_for_batch());
   }
   commit(*pending);
-  publish(pending->staged.envelopes);
+  if (auto failed = publish(pending->staged.envelopes); failed > 0) {
+    try {
+      log(std::to_string(failed) + " listener(s) threw on a committed batch of " +
+          std::to_string(pending->staged.envelopes.size()) + " events and missed it");
+    } catch (...) {
+    }
+  }
   return std::move(pending->results);
+}
+
+error file_journal_impl::sync_failure_for_batch() {
+  std::string cause;
+  bool cut;
+  {
+    std::lock_guard<std::mutex> lock(sync_mutex_);
+    cause = sync_failure_ && !sync_failure_->message().empty() ? sync_failure_->message()
+                                                               : "the sync failed";
+    cut = unsynced_cut_;
+  }
+  if (cut) return error{errc::unavailable, cause + "; the batch was not stored"};
+  return error{errc::unavailable,
+               cause + "; the batch may or may not be on disk (it could not be cut off): " +
+                 "reopen the store and read the stream to know"};
 }
 
 uint64_t file_journal_impl::pending_version(const stream_positions* stream) const {
@@ -319,9 +352,16 @@ expected<void> file_journal_impl::write_staged(std::unique_lock<std::mutex>& /*a
     throw;
   }
 
+  // From here to the end of the write, a failed sync cannot cut the file (cut_unsynced).
+  std::lock_guard<std::mutex> files(file_mutex_);
   uint32_t durable;
   {
     std::lock_guard<std::mutex> lock(sync_mutex_);
+    if (sync_failure_) { // since begin_append looked: write nothing more
+      forget_new_slots();
+      mark_broken(*sync_failure_);
+      return *broken_;
+    }
     durable = static_cast<uint32_t>(std::min(durable_, write_end_));
   }
   for (size_t i = 0; i < n; ++i)
@@ -375,11 +415,40 @@ expected<void> file_journal_impl::sync_written(std::unique_lock<std::mutex>& syn
   auto r = sync_data(file->get(), path);
   syncs_counted_.fetch_add(1, std::memory_order_relaxed);
   sync_lock.lock();
+  if (r) {
+    if (file == sync_file_ && target > durable_) durable_ = target;
+    return r;
+  }
   // After a failed fdatasync the kernel may have dropped the dirty pages: what is on
-  // disk is unknown, so the store stops (the next append marks it broken).
-  if (!r) sync_failure_ = r.error();
-  else if (file == sync_file_ && target > durable_) durable_ = target;
+  // disk past the durable end is unknown, so the store stops (the next append marks it
+  // broken) and, under sync always, cuts that part off.
+  sync_failure_ = r.error();
+  sync_lock.unlock();
+  cut_unsynced();
+  sync_lock.lock();
   return r;
+}
+
+void file_journal_impl::cut_unsynced() noexcept {
+  if (options_.sync != sync_policy::always) return; // interval: acknowledged, kept
+  std::lock_guard<std::mutex> files(file_mutex_);   // no write is under way, none starts
+  std::lock_guard<std::mutex> lock(sync_mutex_);
+  if (!sync_file_ || unsynced_cut_) return;
+  // Nothing past durable_ was acknowledged: every batch there fails with this sync.
+  try {
+    auto cut = truncate_file(sync_file_->get(), durable_, sync_path_);
+    if (cut) cut = sync_data(sync_file_->get(), sync_path_);
+    if (cut) {
+      unsynced_cut_ = true;
+      written_ = durable_;
+      log("a sync failed; the store cut " + sync_path_ + " back to its durable " +
+          std::to_string(durable_) + " bytes and stopped accepting appends");
+    } else {
+      log("a sync failed, and cutting off what it left failed too: " + cut.error().message());
+    }
+  } catch (...) {
+    // Out of memory for a message: unsynced_cut_ stays false, the answer says "unknown".
+  }
 }
 
 void file_journal_impl::commit(pending_batch& pending) {
@@ -483,9 +552,11 @@ expected<std::unique_ptr<segment>> file_journal_impl::create_segment(uint64_t fi
 }
 
 void file_journal_impl::mark_broken(const error& cause) {
-  broken_ = error{errc::unavailable, "the store in folder " + dir_ +
-                                       " stopped accepting appends after an I/O failure (" +
-                                       cause.message() + "); reopen it to recover"};
+  broken_ = error{errc::unavailable,
+                  "the store in folder " + dir_ +
+                    " stopped accepting appends after an I/O failure (" +
+                    (cause.message().empty() ? "a sync failed" : cause.message()) +
+                    "); reopen it to recover"};
   log(broken_->message());
 }
 

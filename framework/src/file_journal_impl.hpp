@@ -102,8 +102,15 @@ private:
   expected<void> write_staged(std::unique_lock<std::mutex>& append_lock, pending_batch& batch);
   expected<void> make_durable(const pending_batch& batch);
   /// fdatasync of what is written to the active segment, sync_lock (on sync_mutex_)
-  /// released meanwhile; records the outcome in durable_ or sync_failure_.
+  /// released meanwhile; records the outcome in durable_ or sync_failure_, and after a
+  /// failure cuts what was not yet durable (cut_unsynced).
   expected<void> sync_written(std::unique_lock<std::mutex>& sync_lock);
+  /// Under sync always, after a failed sync: truncates the active segment to its durable
+  /// end and syncs that, so that no batch answered "not stored" comes back on reopen.
+  /// Records in unsynced_cut_ whether it worked. No lock held on entry.
+  void cut_unsynced() noexcept;
+  /// The error for the appenders of a batch that a failed sync did not make durable.
+  error sync_failure_for_batch();
   void commit(pending_batch& batch);
   void retire(pending_batch& batch);
   void forget_in_flight(const pending_batch& batch);
@@ -146,6 +153,10 @@ private:
 
   std::atomic<uint64_t> batches_counted_{0}, syncs_counted_{0}, bytes_counted_{0};
 
+  /// Held around each write to the active segment and around cut_unsynced, so that no
+  /// write overlaps the cut (taken after append_mutex_, before sync_mutex_).
+  std::mutex file_mutex_;
+
   // Durability of the active segment, shared with the interval flusher.
   std::mutex sync_mutex_;
   std::condition_variable sync_cv_;
@@ -155,7 +166,8 @@ private:
   std::string sync_path_;
   uint64_t written_ = 0; ///< bytes of sync_file_ written
   uint64_t durable_ = 0; ///< bytes of sync_file_ known to be on disk
-  std::optional<error> sync_failure_;
+  std::optional<error> sync_failure_; ///< its message may be empty (out of memory)
+  bool unsynced_cut_ = false;         ///< cut_unsynced removed what the failure left
 };
 
 } // namespace cairn::detail

@@ -52,15 +52,25 @@ void journal::unsubscribe(subscription handle) {
                    listeners_.end());
 }
 
-void journal::publish(const std::vector<envelope>& committed) {
+size_t journal::publish(const std::vector<envelope>& committed) noexcept {
   std::vector<std::pair<subscription, listener>> snapshot;
-  {
+  try {
     std::lock_guard<std::mutex> lock(listeners_mutex_);
     snapshot = listeners_;
+  } catch (...) { // out of memory for the copy: none of them hears this batch
+    std::lock_guard<std::mutex> lock(listeners_mutex_);
+    return listeners_.size();
   }
   // Called outside the mutex so a listener may subscribe, unsubscribe or read.
-  for (auto& entry : snapshot)
-    if (entry.second) entry.second(committed);
+  size_t failed = 0;
+  for (auto& entry : snapshot) {
+    try {
+      if (entry.second) entry.second(committed);
+    } catch (...) {
+      ++failed;
+    }
+  }
+  return failed;
 }
 
 expected<std::vector<envelope>> read_stream_all(const journal& j, const stream_id& stream,

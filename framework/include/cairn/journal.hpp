@@ -52,7 +52,8 @@ struct append_result {
 ///    have no holes and follow commit order.
 ///  - Listeners see every committed event exactly once, in position order, called
 ///    synchronously on the appending thread after the batch is durable and before
-///    append() (or finish_append()) returns.
+///    append() (or finish_append()) returns. A listener must not throw: one that does
+///    misses that batch, and the others and the append are not affected.
 class journal {
 public:
   using listener = std::function<void(const std::vector<envelope>&)>;
@@ -117,7 +118,9 @@ public:
 
 protected:
   /// Implementations call this after a batch is durable, with its events in order.
-  void publish(const std::vector<envelope>& committed);
+  /// A listener that throws is skipped for this batch and the others still run; returns
+  /// how many threw (the batch stays committed).
+  size_t publish(const std::vector<envelope>& committed) noexcept;
 
 private:
   std::mutex listeners_mutex_;
