@@ -52,6 +52,11 @@ void answer(const caf::actor& to, uint64_t tag, const append_inbox::completion& 
 
 } // namespace
 
+void append_inbox::set_replier(caf::actor replier) {
+  std::lock_guard<std::mutex> guard{mutex_};
+  replier_ = std::move(replier);
+}
+
 void append_inbox::enqueue(append_request request, reply_address reply) {
   std::unique_lock<std::mutex> lock{mutex_};
   if (stopping_) {
@@ -59,7 +64,12 @@ void append_inbox::enqueue(append_request request, reply_address reply) {
     return answer(reply.actor, reply.tag, reply.done, error{errc::unavailable, stopped_message});
   }
   pending_.push_back(std::move(request));
-  pending_replies_.push_back(std::move(reply));
+  try {
+    pending_replies_.push_back(std::move(reply));
+  } catch (...) { // the two lists must stay in step
+    pending_.pop_back();
+    throw;
+  }
   // Wake the writer only if it sleeps: while it works, requests just gather.
   bool wake = writer_waiting_;
   writer_waiting_ = false;
@@ -68,17 +78,19 @@ void append_inbox::enqueue(append_request request, reply_address reply) {
 }
 
 void append_inbox::stop() {
+  caf::actor replier; // released outside the lock
   {
     std::lock_guard<std::mutex> guard{mutex_};
     stopping_ = true;
+    // The replier (the journal actor) may be the one stopping: what is still answered
+    // goes straight to the appenders.
+    replier.swap(replier_);
   }
   writer_wake_.notify_one();
   syncer_wake_.notify_one();
   auto me = std::this_thread::get_id();
   if (writer_.joinable() && writer_.get_id() != me) writer_.join();
   if (syncer_.joinable() && syncer_.get_id() != me) syncer_.join();
-  // The replier (the journal actor) holds this inbox: no cycle once stopped.
-  if (!writer_.joinable() && !syncer_.joinable()) replier_ = nullptr;
 }
 
 uint64_t append_inbox::batches_written() const {
@@ -133,11 +145,16 @@ void append_inbox::run_writer() {
 
 void append_inbox::answer_all(batch_in_flight& b) {
   constexpr size_t chunk = 128;
+  caf::actor replier;
+  {
+    std::lock_guard<std::mutex> guard{mutex_};
+    replier = replier_;
+  }
   for (size_t from = 0; from < b.replies.size(); from += chunk) {
     size_t end = std::min(b.replies.size(), from + chunk);
     // Many answers go to the replier in one message, to be sent from a scheduler
     // thread (where CAF enqueues cheaply); a few go straight, a hop sooner.
-    bool via_replier = replier_ && end - from >= 16;
+    bool via_replier = replier && end - from >= 16;
     append_answers for_replier;
     for (size_t i = from; i < end; ++i) {
       auto& r = b.replies[i];
@@ -147,7 +164,7 @@ void append_inbox::answer_all(batch_in_flight& b) {
         answer(r.actor, r.tag, r.done, std::move(b.results[i]));
     }
     if (!for_replier.items.empty())
-      caf::anon_send(replier_, appended_atom::value, std::move(for_replier));
+      caf::anon_send(replier, appended_atom::value, std::move(for_replier));
   }
 }
 

@@ -30,7 +30,8 @@ namespace cairn {
 
 class append_inbox {
 public:
-  /// Called on the writer thread with an append's result; must not block.
+  /// Called on the syncer thread with an append's result; must not block, and must not
+  /// stop or destroy the inbox.
   using completion = std::function<void(expected<append_result>)>;
 
   explicit append_inbox(std::shared_ptr<journal> store);
@@ -52,8 +53,9 @@ public:
   void stop();
 
   /// Answers to actors go in one message per batch to `replier`, which sends them
-  /// (from a scheduler thread, where CAF enqueues cheaply). Set once, before appends.
-  void set_replier(caf::actor replier) { replier_ = std::move(replier); }
+  /// (from a scheduler thread, where CAF enqueues cheaply). Set once, before appends;
+  /// from stop() on, answers go straight to the appenders.
+  void set_replier(caf::actor replier);
 
   /// Batches written so far (for tests and statistics).
   uint64_t batches_written() const;

@@ -481,9 +481,9 @@ void file_journal_impl::retire(pending_batch& pending) {
 }
 
 void file_journal_impl::forget_in_flight(const pending_batch& pending) {
-  // Batches finish in the order they were begun.
-  if (!pending_batches_.empty() && pending_batches_.front() == &pending)
-    pending_batches_.erase(pending_batches_.begin());
+  // Batches finish in the order they were begun, so this is the front one.
+  auto it = std::find(pending_batches_.begin(), pending_batches_.end(), &pending);
+  if (it != pending_batches_.end()) pending_batches_.erase(it);
 }
 
 expected<void> file_journal_impl::roll() {

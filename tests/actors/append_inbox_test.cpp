@@ -8,10 +8,12 @@
 #include <chrono>
 #include <future>
 #include <map>
+#include <set>
 #include <stdexcept>
 #include <thread>
 
 #include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
@@ -47,11 +49,16 @@ public:
   using journal_wrapper::journal_wrapper;
   std::vector<expected<append_result>> append(std::vector<append_request> batch) override {
     ++calls;
-    while (hold) std::this_thread::sleep_for(std::chrono::milliseconds{1});
+    auto held = [&] {
+      size_t from = hold_batches_from;
+      return hold || (from > 0 && batch.size() >= from);
+    };
+    while (held()) std::this_thread::sleep_for(std::chrono::milliseconds{1});
     if (throw_next.exchange(false)) throw std::runtime_error("disk on fire");
     return journal_wrapper::append(std::move(batch));
   }
   std::atomic<bool> hold{false};
+  std::atomic<size_t> hold_batches_from{0}; ///< also holds batches of at least this many (0: none)
   std::atomic<bool> throw_next{false};
   std::atomic<int> calls{0};
 };
@@ -151,6 +158,51 @@ TEST_CASE("inbox: stopping answers the batch being written and fails what waits"
   auto late = append_and_wait(*inbox, req(sid("inbox", "d"), 0, 1));
   REQUIRE_FALSE(late);
   CHECK(late.error().code() == errc::unavailable);
+}
+
+TEST_CASE("inbox: once stopped, it answers the appenders itself, not a replier that is gone",
+          "[inbox]") {
+  node_config cfg;
+  caf::actor_system sys{cfg};
+  auto store = std::make_shared<gated_journal>(make_memory_journal());
+  auto inbox = std::make_shared<append_inbox>(store);
+  // The replier (the journal actor, normally) has stopped: what is sent to it is lost.
+  // (An argument, since CAF 0.17's spawn of an argument-less function upsets UBSan.)
+  auto gone = sys.spawn([](caf::event_based_actor* self, int) { self->quit(); }, 0);
+  inbox->set_replier(gone);
+  caf::scoped_actor self{sys};
+  auto me = caf::actor_cast<caf::actor>(self);
+
+  // A first batch holds the writer, so that the next 20 appends gather into one batch,
+  // large enough to be answered through the replier; that one is held in turn.
+  store->hold = true;
+  std::promise<expected<append_result>> plug;
+  inbox->submit(req(sid("inbox", "plug"), 0, 1),
+                [&](expected<append_result> r) { plug.set_value(std::move(r)); });
+  while (store->calls == 0) std::this_thread::sleep_for(std::chrono::milliseconds{1});
+  constexpr uint64_t appenders = 20;
+  for (uint64_t i = 0; i < appenders; ++i)
+    inbox->submit(req(sid("inbox", std::to_string(i)), 0, 1), me, i);
+  store->hold_batches_from = appenders;
+  store->hold = false;
+  REQUIRE(plug.get_future().get());
+  while (store->calls < 2) std::this_thread::sleep_for(std::chrono::milliseconds{1});
+
+  std::thread stopper{[&] { inbox->stop(); }}; // finishes the held batch
+  std::this_thread::sleep_for(std::chrono::milliseconds{20});
+  store->hold_batches_from = 0;
+  stopper.join();
+  std::set<uint64_t> answered;
+  for (uint64_t i = 0; i < appenders; ++i)
+    self->receive(
+      [&](appended_atom, uint64_t tag, const append_result& r) {
+        CHECK(r.last_version == 1);
+        answered.insert(tag);
+      },
+      [&](appended_atom, uint64_t, const caf::error& e) { FAIL(sys.render(e)); },
+      caf::after(std::chrono::seconds(10)) >> [&] { FAIL("an answer was lost"); });
+  CHECK(answered.size() == appenders);
+  CHECK(store->head_position() == appenders + 1);
 }
 
 TEST_CASE("inbox: a store that throws fails its whole batch and the next batch is written",
