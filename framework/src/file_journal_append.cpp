@@ -546,7 +546,12 @@ expected<std::unique_ptr<segment>> file_journal_impl::create_segment(uint64_t fi
     ::unlink(seg->path.c_str());
     return std::move(r).error();
   }
-  seg->file = std::make_shared<file_handle>(std::move(*file));
+  try {
+    seg->file = std::make_shared<file_handle>(std::move(*file));
+  } catch (...) { // else the file would block every later roll (O_EXCL)
+    ::unlink(seg->path.c_str());
+    throw;
+  }
   seg->size = segment_header_size;
   return seg;
 }
