@@ -8,6 +8,12 @@
 
 namespace cairn {
 
+static_assert(file_journal_max_event_bytes == detail::max_record_bytes);
+
+uint64_t file_journal_event_bytes(const stream_id& stream, const event_data& event) {
+  return detail::record_size(stream.category.size() + 1 + stream.id.size(), event);
+}
+
 expected<sync_policy> parse_sync_policy(const std::string& name) {
   if (name == "always") return sync_policy::always;
   if (name == "interval") return sync_policy::interval;

@@ -275,13 +275,20 @@ case_bad_import() {
     echo '{"stream":"account-9","type":"opened","payload_base64":"not base64!"}'
     echo 'this is not json'
     echo '{"stream":"bad name","type":"x","payload_base64":""}'
+    printf '{"stream":"account-8","type":"x","payload_base64":""}\0{"stream":"account-7"}\n'
+    # Over the store's 64 MiB per event: refused before anything is written.
+    printf '{"stream":"account-8","type":"x","payload_base64":"'
+    head -c $((64 * 1024 * 1024)) /dev/zero | base64 -w0
+    printf '"}\n'
   } >bad.jsonl
   run 1 --data d import bad.jsonl
   contains "$err" 'line 6: missing payload_base64' "missing payload_base64"
   contains "$err" 'line 17: payload_base64: invalid base64' "bad base64"
   contains "$err" 'line 18: not valid JSON' "not JSON"
   contains "$err" 'line 19: stream name "bad name" has no '"'-'" "bad stream name"
-  contains "$err" '4 bad lines in bad.jsonl; nothing was imported' "bad import summary"
+  contains "$err" 'line 20: contains a NUL byte' "NUL byte"
+  contains "$err" 'line 21: the event takes' "oversized event"
+  contains "$err" '6 bad lines in bad.jsonl; nothing was imported' "bad import summary"
   run 0 --data d export
   equals "$out" "$before" "the store after a bad import"
   # A fresh folder stays empty too (the good lines are not appended either).

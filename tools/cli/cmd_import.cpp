@@ -88,12 +88,29 @@ int run_import(context& ctx, std::vector<std::string> args) {
     ++line_number;
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
-    auto parsed = parse_import_line(line, keep_timestamp);
-    if (!parsed) {
+    auto bad = [&](const std::string& why) {
       if (++errors <= max_reported_errors)
-        std::cerr << "cairn import: line " << line_number << ": " << parsed.error().message() << '\n';
+        std::cerr << "cairn import: line " << line_number << ": " << why << '\n';
+    };
+    if (line.find('\0') != std::string::npos) { // the JSON parser would stop there
+      bad("contains a NUL byte");
       continue;
     }
+    auto parsed = parse_import_line(line, keep_timestamp);
+    if (!parsed) {
+      bad(parsed.error().message());
+      continue;
+    }
+    // The store's own limit, checked here so that nothing is written if one is over it.
+    auto bytes = file_journal_event_bytes(parsed->stream, parsed->data);
+    if (bytes > file_journal_max_event_bytes ||
+        parsed->data.payload.size() > file_journal_max_event_bytes) {
+      bad("the event takes " + std::to_string(bytes) +
+          " bytes in the store, over its limit of " +
+          std::to_string(file_journal_max_event_bytes) + " (64 MiB)");
+      continue;
+    }
+    parsed->line = line_number;
     if (errors == 0) events.push_back(std::move(*parsed));
   }
   if (in.bad()) return fail("import", "cannot read " + source);
@@ -145,6 +162,7 @@ int run_import(context& ctx, std::vector<std::string> args) {
   uint64_t imported = 0, first_position = 0, last_position = 0;
   size_t i = 0;
   while (i < events.size()) {
+    size_t batch_first_line = events[i].line;
     std::vector<append_request> batch;
     size_t batch_events = 0, batch_bytes = 0;
     while (i < events.size() && batch_events < max_batch_events && batch_bytes < max_batch_bytes) {
@@ -155,7 +173,7 @@ int run_import(context& ctx, std::vector<std::string> args) {
         batch.push_back(append_request{e.stream, v, {}});
       }
       versions[name] += 1;
-      batch_bytes += e.data.payload.size() + e.data.type.size() + 64;
+      batch_bytes += file_journal_event_bytes(e.stream, e.data);
       batch.back().events.push_back(std::move(e.data));
       ++batch_events;
       ++i;
@@ -167,6 +185,7 @@ int run_import(context& ctx, std::vector<std::string> args) {
     if (results.size() != names.size())
       failure = "the store answered " + std::to_string(results.size()) +
                 " results for a batch of " + std::to_string(names.size());
+    size_t stored_in_batch = 0;
     for (size_t k = 0; k < results.size(); ++k) {
       if (!results[k]) {
         if (failure.empty())
@@ -174,14 +193,25 @@ int run_import(context& ctx, std::vector<std::string> args) {
                     " failed: " + results[k].error().describe();
         continue;
       }
+      ++stored_in_batch;
       auto& result = *results[k];
       imported += result.last_version - result.first_version + 1;
       if (first_position == 0) first_position = result.first_position;
       last_position = result.last_position;
     }
-    if (!failure.empty())
-      return fail("import", failure + "; " + std::to_string(imported) + " of " +
-                              std::to_string(events.size()) + " events were imported");
+    if (!failure.empty()) {
+      // A write that fails, fails its whole batch: what is stored is then exactly the
+      // lines before it, and the rest can be imported from there with --append.
+      std::string stored =
+        stored_in_batch == 0
+          ? "the events of the lines before line " + std::to_string(batch_first_line) +
+              " are stored (" + std::to_string(imported) + " of " +
+              std::to_string(events.size()) + "), none from there on"
+          : std::to_string(imported) + " of " + std::to_string(events.size()) +
+              " events were imported, some of them from line " +
+              std::to_string(batch_first_line) + " on: compare with `cairn export`";
+      return fail("import", failure + "; " + stored);
+    }
   }
   std::cout << "imported " << imported << (imported == 1 ? " event" : " events") << " into "
             << versions.size() << (versions.size() == 1 ? " stream" : " streams");

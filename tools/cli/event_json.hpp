@@ -32,6 +32,7 @@ inline constexpr const char* imported_timestamp_key = "imported_timestamp_ns";
 struct import_event {
   stream_id stream;
   event_data data;
+  size_t line = 0; ///< in the input, from 1
 };
 
 /// Parses and checks one import line. "stream", "type" and "payload_base64" are

@@ -55,6 +55,13 @@ struct file_journal_options {
   std::function<void(const std::string&)> log;
 };
 
+/// The most bytes one event may take in a file store: its record, with the stream's
+/// name, type, metadata and framing. A larger event fails its append (invalid_argument).
+inline constexpr uint64_t file_journal_max_event_bytes = uint64_t{64} << 20;
+
+/// The bytes `event` takes in a file store when appended to `stream` (its record).
+uint64_t file_journal_event_bytes(const stream_id& stream, const event_data& event);
+
 /// Opens (creating if needed) the store in folder `dir`. Recovers from a crash:
 /// a torn or corrupt record or unfinished batch at the tail of the last segment is
 /// truncated (back to the last whole batch) and logged. Errors: unavailable (another
