@@ -1,6 +1,7 @@
 // Aggregate actors (one per entity id) and the per-category router that spawns,
 // forwards to, and passivates them.
 #include <chrono>
+#include <optional>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -50,6 +51,21 @@ struct aggregate_state {
 
   bool snapshots_on() const { return ctx->snapshots && ctx->options.snapshot_every > 0; }
 
+  /// Why `snap` is not of the stream's history, if it is not: the event it ends with
+  /// must still be there, committed no later than the snapshot was taken (else the
+  /// stream was cut back, by a repair or a lost unsynced tail, and perhaps regrown).
+  std::optional<std::string> other_history(const snapshot& snap) const {
+    auto last = ctx->store->read_stream(stream, snap.version, 1);
+    if (!last) return "cannot read the event it ends with: " + last.error().describe();
+    if (last->empty() || last->front().version != snap.version)
+      return "it ends at version " + std::to_string(snap.version) +
+             ", which the stream does not have (any more)";
+    if (last->front().timestamp_ns > snap.timestamp_ns)
+      return "the stream's event " + std::to_string(snap.version) +
+             " was written after the snapshot was taken";
+    return std::nullopt;
+  }
+
   /// Starts from the latest usable snapshot (if any), then replays the events after it.
   void recover() {
     instance = ctx->model->make_instance();
@@ -60,8 +76,12 @@ struct aggregate_state {
       if (!snap) {
         log().warn("aggregate {}: ignoring snapshot: {}", stream.str(), snap.error().describe());
       } else if (*snap) {
-        if (auto ok = instance->restore(**snap); ok) snapshot_version = (*snap)->version;
-        else log().info("aggregate {}: ignoring snapshot: {}", stream.str(), ok.error().describe());
+        if (auto other = other_history(**snap))
+          log().warn("aggregate {}: ignoring snapshot: {}", stream.str(), *other);
+        else if (auto ok = instance->restore(**snap); ok)
+          snapshot_version = (*snap)->version;
+        else
+          log().info("aggregate {}: ignoring snapshot: {}", stream.str(), ok.error().describe());
       }
     }
     // In chunks, not through read_stream_all: one chunk's envelopes at a time stay in
