@@ -49,6 +49,18 @@ node_options with(uint64_t snapshot_every, std::chrono::nanoseconds passivate_af
   return o;
 }
 
+/// On a node over `store` (snapshots in `snaps`, if any, every `snapshot_every`
+/// events): opens account `id`, then deposits `amount` `deposits` times.
+void open_and_deposit(std::shared_ptr<journal> store, uint64_t snapshot_every,
+                      std::shared_ptr<snapshot_store> snaps, const std::string& id,
+                      int deposits, int64_t amount) {
+  test_node n{2, std::move(store), with(snapshot_every, 0s), std::move(snaps)};
+  REQUIRE(n->register_aggregate<bank::account>());
+  REQUIRE(n->execute<bank::account>(id, bank::open{"ann"}));
+  for (int i = 0; i < deposits; ++i)
+    REQUIRE(n->execute<bank::account>(id, bank::deposit{amount}));
+}
+
 /// Now, as the stores stamp events: a snapshot made by hand is taken "now".
 int64_t wall_now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -72,12 +84,7 @@ bool eventually(Pred pred) {
 TEST_CASE("recovery starts from the latest snapshot and replays only the events after it") {
   auto store = make_memory_journal();
   auto snaps = make_memory_snapshot_store();
-  {
-    test_node n{2, store, with(10, 0s), snaps};
-    REQUIRE(n->register_aggregate<bank::account>());
-    REQUIRE(n->execute<bank::account>("s1", bank::open{"ann"}));
-    for (int i = 0; i < 24; ++i) REQUIRE(n->execute<bank::account>("s1", bank::deposit{10}));
-  }
+  open_and_deposit(store, 10, snaps, "s1", 24, 10);
   auto snap = snaps->load({"account", "s1"});
   REQUIRE(snap);
   REQUIRE(snap->has_value());
@@ -102,12 +109,7 @@ TEST_CASE("recovery starts from the latest snapshot and replays only the events 
 TEST_CASE("a snapshot of another schema version is ignored and the stream replayed in full") {
   auto store = make_memory_journal();
   auto snaps = make_memory_snapshot_store();
-  {
-    test_node n{2, store, with(0, 0s)};
-    REQUIRE(n->register_aggregate<bank::account>());
-    REQUIRE(n->execute<bank::account>("s2", bank::open{"ann"}));
-    REQUIRE(n->execute<bank::account>("s2", bank::deposit{70}));
-  }
+  open_and_deposit(store, 0, nullptr, "s2", 1, 70);
   // A snapshot from an older build that claims a huge balance.
   bank::account rich;
   rich.is_open = true;
@@ -126,12 +128,7 @@ TEST_CASE("a snapshot of another schema version is ignored and the stream replay
 TEST_CASE("a snapshot whose bytes do not decode is ignored, never misread") {
   auto store = make_memory_journal();
   auto snaps = make_memory_snapshot_store();
-  {
-    test_node n{2, store, with(0, 0s)};
-    REQUIRE(n->register_aggregate<bank::account>());
-    REQUIRE(n->execute<bank::account>("s3", bank::open{"ann"}));
-    REQUIRE(n->execute<bank::account>("s3", bank::deposit{5}));
-  }
+  open_and_deposit(store, 0, nullptr, "s3", 1, 5);
   REQUIRE(snaps->save(snapshot{{"account", "s3"}, 2, "account", 1, wall_now_ns(), {0x02, 0x07}}));
   test_node n{2, store, with(10, 0s), snaps};
   REQUIRE(n->register_aggregate<bank::account>());
@@ -142,12 +139,7 @@ TEST_CASE("a snapshot beyond the stream, or of events since cut and rewritten, i
   // The snapshot store outlives the events: a repair cut the stream back to 3 events,
   // and in one case the stream then grew again past the snapshot's version.
   auto snaps = make_memory_snapshot_store();
-  {
-    test_node n{2, make_memory_journal(), with(5, 0s), snaps};
-    REQUIRE(n->register_aggregate<bank::account>());
-    REQUIRE(n->execute<bank::account>("s4", bank::open{"ann"}));
-    for (int i = 0; i < 5; ++i) REQUIRE(n->execute<bank::account>("s4", bank::deposit{1000}));
-  }
+  open_and_deposit(make_memory_journal(), 5, snaps, "s4", 5, 1000);
   auto snap = snaps->load({"account", "s4"});
   REQUIRE(snap);
   REQUIRE(snap->has_value());

@@ -101,10 +101,10 @@ int run_import(context& ctx, std::vector<std::string> args) {
       bad(parsed.error().message());
       continue;
     }
-    // The store's own limit, checked here so that nothing is written if one is over it.
+    // The store's own limit (payload included), checked here so that nothing is
+    // written if one is over it.
     auto bytes = file_journal_event_bytes(parsed->stream, parsed->data);
-    if (bytes > file_journal_max_event_bytes ||
-        parsed->data.payload.size() > file_journal_max_event_bytes) {
+    if (bytes > file_journal_max_event_bytes) {
       bad("the event takes " + std::to_string(bytes) +
           " bytes in the store, over its limit of " +
           std::to_string(file_journal_max_event_bytes) + " (64 MiB)");
