@@ -102,6 +102,7 @@ pg_server::pg_server() : bin_(newest_bin_dir()) {
   }
   start();
   exec(std::string("CREATE ROLE ") + password_user + " LOGIN PASSWORD '" + password + "'");
+  exec(std::string("GRANT CREATE ON DATABASE postgres TO ") + password_user);
 }
 
 pg_server::~pg_server() {
@@ -131,6 +132,7 @@ void pg_server::exec(const std::string& sql, const std::string& db) const {
   if (PQstatus(c) != CONNECTION_OK) {
     why = PQerrorMessage(c);
   } else {
+    PQsetNoticeProcessor(c, [](void*, const char*) {}, nullptr);
     PGresult* r = PQexec(c, sql.c_str());
     auto st = PQresultStatus(r);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) why = PQresultErrorMessage(r);
