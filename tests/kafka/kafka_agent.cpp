@@ -12,6 +12,8 @@
 //   kafka_agent serve EVENTS
 //       Starts a mock cluster, publishes EVENTS deposits (JSON) to topic "account",
 //       prints "bootstrap ADDRESS", and keeps the cluster up until stdin closes.
+// Diagnostics: KAFKA_AGENT_DEBUG=1 prints the publisher status every 200 events to
+// stderr; KAFKA_AGENT_RDDEBUG=eos,msg,... turns on librdkafka debug contexts.
 #include <condition_variable>
 #include <cstdio>
 #include <iostream>
