@@ -81,6 +81,8 @@ http_server::~http_server() { stop(); }
 
 const http_options& http_server::options() const { return impl_->opts; }
 
+size_t http_server::connections() const { return impl_->connections.load(); }
+
 uint16_t http_server::port() const { return impl_->io ? impl_->io->port : 0; }
 
 void http_server::add_command_parser(std::string category, command_parser parse) {

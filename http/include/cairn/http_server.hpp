@@ -145,6 +145,9 @@ public:
 
   const http_options& options() const;
 
+  /// Connections open now (event streams included).
+  size_t connections() const;
+
   /// Type-erased forms of the registrations above; call them before start().
   void add_command_parser(std::string category, command_parser parse);
   void add_event_renderer(std::string category, event_renderer render);
