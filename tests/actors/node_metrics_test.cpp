@@ -96,7 +96,7 @@ TEST_CASE("idle aggregates passivate and leave the live gauge") {
   REQUIRE(n->register_aggregate<bank::account>());
   REQUIRE(n->execute<bank::account>("a1", bank::open{"ann"}));
   REQUIRE(n->execute<bank::account>("a2", bank::open{"bob"}));
-  CHECK(scrape(*n).value("cairn_aggregates_live", account) == 2);
+  // (Not checked at 2 here: a1 may already have passivated on a slow machine.)
   prometheus_text p;
   for (int i = 0; i < 500; ++i) { // up to 10 s on a loaded machine
     p = scrape(*n);
