@@ -89,7 +89,8 @@ node_config::node_config() {
     .add(options.store.kind, "store", "event store the application opens: file|postgres|memory")
     .add(options.store.data, "data", "data folder of the file store")
     .add(options.store.postgres_url, "postgres-url", "PostgreSQL URL of the postgres store")
-    .add(options.store.postgres_schema, "postgres-schema", "schema of the postgres store");
+    .add(options.store.postgres_schema, "postgres-schema", "schema of the postgres store")
+    .add(options.metrics, "metrics", "count commands, latencies and batch sizes");
 }
 
 } // namespace cairn

@@ -87,6 +87,9 @@ struct node_options {
   projection_options projections;
   feed_options feed;
   store_options store;
+  /// Count commands, latencies and batch sizes for node::metrics_text() (cheap:
+  /// bench/RESULTS.md). Off, those counters stay at zero; the rest is still reported.
+  bool metrics = true;
 };
 
 } // namespace cairn
