@@ -86,10 +86,6 @@ node_config::node_config() {
          "recent committed events kept in memory for live projections")
     .add(options.feed.batch_events, "feed-batch-events",
          "most events handed to a projection at once")
-    .add(options.store.kind, "store", "event store the application opens: file|postgres|memory")
-    .add(options.store.data, "data", "data folder of the file store")
-    .add(options.store.postgres_url, "postgres-url", "PostgreSQL URL of the postgres store")
-    .add(options.store.postgres_schema, "postgres-schema", "schema of the postgres store")
     .add(options.metrics, "metrics", "count commands, latencies and batch sizes");
 }
 

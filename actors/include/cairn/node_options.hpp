@@ -62,18 +62,6 @@ struct feed_options {
   size_t batch_events = 4096;
 };
 
-/// Which event store the application opens for the node (a node is handed its store;
-/// these keys let a config file choose it): [cairn] store, data, postgres-url and
-/// postgres-schema. The bank sample shows the choice (samples/bank/main.cpp).
-struct store_options {
-  /// "file" (the embedded log in `data`), "postgres" (at `postgres_url`) or "memory".
-  std::string kind = "file";
-  std::string data = "./data";
-  /// A libpq URL or key=value string, e.g. postgresql://cairn@db.internal/events.
-  std::string postgres_url;
-  std::string postgres_schema = "cairn";
-};
-
 struct node_options {
   /// spdlog level: trace, debug, info, warn, error, critical or off.
   std::string log_level = "info";
@@ -86,7 +74,6 @@ struct node_options {
   /// Defaults for register_projection() without options.
   projection_options projections;
   feed_options feed;
-  store_options store;
   /// Count commands, latencies and batch sizes for node::metrics_text() (cheap:
   /// bench/RESULTS.md). Off, those counters stay at zero; the rest is still reported.
   bool metrics = true;
