@@ -4,7 +4,7 @@
 # runs wrk with HTTP/1.1 keep-alive deposits (bench/http_deposit.lua), prints wrk's
 # figures, and stops the server. Every 200 answer is a durable command (fdatasync'd).
 #
-#   bench/http_bench.sh [BUILD_DIR] [CONNECTIONS] [SECONDS] [WRK_THREADS]
+#   [SERVER_ARGS="--cairn.http.threads=2"] bench/http_bench.sh [BUILD_DIR] [CONNECTIONS] [SECONDS] [WRK_THREADS]
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 build=${1:-build}
@@ -15,7 +15,8 @@ command -v wrk >/dev/null || { echo "wrk not found (tools/setup installs it)" >&
 data=$(mktemp -d)
 out="$data/server.out"
 "$build/samples/bank/bank_server" --data="$data/store" --sync=always --accounts=10000 \
-  --cairn.http.port=0 --cairn.http.max-connections=4096 --cairn.log-level=warn >"$out" 2>&1 &
+  --cairn.http.port=0 --cairn.http.max-connections=4096 --cairn.log-level=warn ${SERVER_ARGS:-} \
+  >"$out" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; rm -rf "$data"' EXIT
 for _ in $(seq 1 600); do
@@ -26,7 +27,14 @@ port=$(sed -n 's|.*serving http://[^:]*:\([0-9]*\)/.*|\1|p' "$out")
 [[ -n "$port" ]] || { cat "$out" >&2; exit 1; }
 echo "bank_server on port $port (file store, sync always, 10,000 accounts); $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "+ wrk -t$threads -c$conns -d${secs}s --latency -s bench/http_deposit.lua http://127.0.0.1:$port"
-wrk -t"$threads" -c"$conns" -d"${secs}s" --latency -s "$here/http_deposit.lua" "http://127.0.0.1:$port"
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
+before=$(cpu_ticks)
+wrk -t"$threads" -c"$conns" -d"${secs}s" --latency -s "$here/http_deposit.lua" \
+  "http://127.0.0.1:$port" | tee "$data/wrk.out"
+after=$(cpu_ticks)
+requests=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$data/wrk.out")
+awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" \
+  'BEGIN { printf "bank_server CPU: %.1f s, %.1f us per command\n", t / hz, n ? t / hz * 1e6 / n : 0 }'
 # The server's view: every deposit applied by the read model.
 curl -s "http://127.0.0.1:$port/queries/balances" 2>/dev/null || true
 echo
