@@ -288,7 +288,9 @@ case_bad_import() {
   contains "$err" 'line 19: stream name "bad name" has no '"'-'" "bad stream name"
   contains "$err" 'line 20: contains a NUL byte' "NUL byte"
   contains "$err" 'line 21: the event takes' "oversized event"
-  contains "$err" '6 bad lines in bad.jsonl; nothing was imported' "bad import summary"
+  # The first lines are good, but their streams already have events in d.
+  contains "$err" 'line 1: stream account-0 already has 10 events in d/events and the line gives no version' "lines for existing streams"
+  contains "$err" '9 bad lines in bad.jsonl; nothing was imported' "bad import summary"
   run 0 --data d export
   equals "$out" "$before" "the store after a bad import"
   # A fresh folder stays empty too (the good lines are not appended either).
@@ -298,7 +300,7 @@ case_bad_import() {
   contains "$err" "cannot open no-such-file.jsonl" "missing input file"
   # --dry-run checks without appending.
   run 0 --data e import --dry-run good.jsonl
-  contains "$out" "dry run: 30 events are valid" "dry run"
+  contains "$out" "dry run: 30 events for 3 streams: 30 to append, 0 already stored in e/events (which does not exist yet" "dry run"
   [[ -e e ]] && fail "import --dry-run created the data folder"
 }
 
@@ -306,7 +308,8 @@ case_reimport() {
   generate 20 2 >in.jsonl
   run 0 --data d import in.jsonl
   run 1 --data d import in.jsonl
-  contains "$err" "stream account-0 already has 10 events in d; nothing was imported (give --append" "re-import"
+  contains "$err" "line 1: stream account-0 already has 10 events in d/events and the line gives no version (give --append" "re-import"
+  contains "$err" "2 bad lines in in.jsonl; nothing was imported" "re-import summary"
   run 0 --data d streams
   equals "$out" $'account-0\t10\naccount-1\t10' "streams after a refused re-import"
   run 0 --data d import --append in.jsonl
@@ -398,7 +401,7 @@ case_tail() {
 case_lock() {
   generate 10 2 >in.jsonl
   run 0 --data d import in.jsonl
-  "$helper" hold d >hold.out 2>hold.err &
+  "$helper" hold d/events >hold.out 2>hold.err & # as a node holds its store
   local pid=$!
   background+=("$pid")
   wait_for hold.out holding 1 || { cat hold.err >&2; return; }
@@ -410,7 +413,7 @@ case_lock() {
   equals "$(wc -l <<<"$out")" 10 "export beside a writer"
   generate 4 4 | sed 's/account-/other-/' >more.jsonl
   run 1 --data d import more.jsonl
-  contains "$err" "cairn import: cannot open d for writing" "import beside a writer"
+  contains "$err" "cairn import: cannot open d/events for writing" "import beside a writer"
   contains "$err" "writer lock" "import names the lock"
   kill "$pid"
   wait "$pid" 2>/dev/null
