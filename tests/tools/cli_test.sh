@@ -4,7 +4,7 @@
 #
 # Usage: cli_test.sh CAIRN_BINARY STORE_HELPER_BINARY CASE
 # Cases: help usage inspect node_folder roundtrip bad_import reimport idempotent
-#        dry_run_lock large unfaithful verify tail lock state_unregistered; and state,
+#        dry_run_lock large bad_input unfaithful verify tail lock state_unregistered; and state,
 #        whose CAIRN_BINARY is the bank sample's bank_cli
 set -uo pipefail
 
@@ -433,6 +433,36 @@ case_large() {
   ((again <= bound)) || fail "the large re-import peaked at ${again} MiB, over ${bound} MiB"
   run 0 --data l stats
   grep -Eq '^events: +300000$' <<<"$out" || fail "stats after the large import: $out"
+}
+
+case_bad_input() {
+  generate 6 2 >in.jsonl
+  run 0 --data d import in.jsonl
+  run 0 --data d export
+  local before=$out
+  # export onto a folder fails and leaves no temporary file behind.
+  mkdir taken
+  run 1 --data d export --output taken
+  contains "$err" "cannot rename taken.partial to taken" "export onto a folder"
+  [[ -e taken.partial ]] && fail "a failed export left taken.partial"
+  # A folder, deeply nested JSON, or invalid UTF-8 as input: clear errors, no crash.
+  run 1 --data d import taken
+  contains "$err" "cannot read taken: Is a directory; nothing was imported" "a folder as input"
+  head -c 2000000 /dev/zero | tr '\0' '[' >deep.jsonl
+  echo >>deep.jsonl
+  run 1 --data d import deep.jsonl
+  contains "$err" "line 1: not valid JSON" "deeply nested JSON"
+  printf '{"stream":"account-\xff","type":"t","payload_base64":""}\n' >utf.jsonl
+  run 1 --data d import utf.jsonl
+  contains "$err" "line 1: not valid JSON" "invalid UTF-8"
+  run 1 --data /dev/null import in.jsonl
+  contains "$err" "cannot create the store in /dev/null/events" "a data folder that cannot be"
+  run 0 --data d export
+  equals "$out" "$before" "the store after bad input"
+  # A byte order mark at the start of a file is not content.
+  { printf '\xef\xbb\xbf'; generate 2 2 | sed 's/account-/bom-/'; } >bom.jsonl
+  run 0 --data d import bom.jsonl
+  contains "$out" "imported 2 events into 2 streams" "a file with a byte order mark"
 }
 
 case_unfaithful() {

@@ -83,6 +83,8 @@ expected<import_input::status> import_input::next(std::string& line) {
   if (!any) return status::end;
   ++line_number_;
   if (!line.empty() && line.back() == '\r') line.pop_back();
+  // A UTF-8 byte order mark, as some editors write at the start of a file, is no content.
+  if (line_number_ == 1 && line.compare(0, 3, "\xEF\xBB\xBF") == 0) line.erase(0, 3);
   if (spool_ && first_reading_) {
     // A line too long to keep is copied as a bad one (the import stops after the check).
     if (std::fwrite(line.data(), 1, line.size(), spool_) != line.size() ||
