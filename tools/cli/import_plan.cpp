@@ -55,7 +55,7 @@ expected<import_plan::decision> import_plan::decide(const import_event& e) {
       s.last = version;
       return error{errc::conflict,
                    "stream " + printable(name) + " already has " + std::to_string(s.stored) +
-                     " events in " + where_ +
+                     (s.stored == 1 ? " event in " : " events in ") + where_ +
                      " and the line gives no version (give --append to add after them)"};
     }
   }
