@@ -59,9 +59,11 @@ int main(int argc, char** argv) {
   auto runs = args.get("runs", uint64_t{3});
   auto rate = args.get("rate", uint64_t{5000});
   auto seconds = args.get("seconds", 5.0);
-  if (!args.unused().empty() || events == 0 || streams == 0 || runs == 0 || rate == 0) {
-    std::fprintf(stderr, "usage: kafka_bench [--events N] [--streams N] [--runs N] "
-                         "[--rate events/s] [--seconds S]\n");
+  const char* usage = "kafka_bench [--events N] [--streams N] [--runs N] [--rate events/s] "
+                      "[--seconds S]";
+  if (!args.all_used(usage)) return 2;
+  if (events == 0 || streams == 0 || runs == 0 || rate == 0) {
+    std::fprintf(stderr, "usage: %s (all positive)\n", usage);
     return 2;
   }
   std::printf("machine: %u cores (shared and busy while measured: see RESULTS.md)\n",
