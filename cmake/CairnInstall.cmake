@@ -1,7 +1,8 @@
 # CairnInstall: install rules and the relocatable CMake package behind find_package(cairn).
 #
 # Installs cairn_framework and cairn_actors (as cairn::framework and cairn::actors),
-# an interface target cairn::cairn that pulls in everything, both include/ trees,
+# an interface target cairn::cairn that pulls in everything, cairn::cli (the tool as
+# a library, when tools are built), the include/ trees,
 # the bundled FindCAF.cmake, and cairnConfig.cmake + cairnConfigVersion.cmake into
 # ${CMAKE_INSTALL_LIBDIR}/cmake/cairn. Included last by the top-level CMakeLists.txt,
 # so every library target and its link libraries are known here.
@@ -34,6 +35,28 @@ install(TARGETS ${_cairn_exported_libraries} cairn_all
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 
+# cairn::cli (tools/cli): the command-line tool as a library, so an application builds
+# its own cairn-style tool with its aggregate types. Not part of cairn::cairn; its
+# internal helper library goes along because the static cairn::cli links it.
+set(_cairn_cli_libraries "")
+if(TARGET cairn_cli_tool)
+  set(_cairn_cli_libraries cairn_cli_tool cairn_cli_support)
+  set_target_properties(cairn_cli_tool PROPERTIES EXPORT_NAME cli)
+  set_target_properties(cairn_cli_support PROPERTIES EXPORT_NAME cli_support)
+  if(CAIRN_SANITIZE)
+    target_link_options(cairn_cli_tool INTERFACE
+      "$<INSTALL_INTERFACE:-fsanitize=address,undefined>")
+  endif()
+  install(TARGETS ${_cairn_cli_libraries}
+    EXPORT cairnTargets
+    ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+    LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+    INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+  install(DIRECTORY "${PROJECT_SOURCE_DIR}/tools/cli/include/"
+    DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
+    FILES_MATCHING PATTERN "*.hpp")
+endif()
+
 install(DIRECTORY
     "${PROJECT_SOURCE_DIR}/framework/include/"
     "${PROJECT_SOURCE_DIR}/actors/include/"
@@ -49,7 +72,7 @@ install(EXPORT cairnTargets
 # targets actually link. Static libraries export their PRIVATE dependencies too (as
 # $<LINK_ONLY:...>), which is why spdlog shows up for the default static build.
 set(_cairn_link_items "")
-foreach(_lib IN LISTS _cairn_exported_libraries)
+foreach(_lib IN LISTS _cairn_exported_libraries _cairn_cli_libraries)
   get_target_property(_items ${_lib} INTERFACE_LINK_LIBRARIES)
   if(_items)
     list(APPEND _cairn_link_items ${_items})
@@ -105,6 +128,7 @@ install(FILES
   DESTINATION ${CAIRN_INSTALL_CMAKEDIR})
 
 unset(_cairn_exported_libraries)
+unset(_cairn_cli_libraries)
 unset(_cairn_link_items)
 unset(_cairn_link_string)
 unset(_cairn_namespaced)

@@ -1,5 +1,10 @@
-// file_journal: the offline tools behind `cairn stats` and `cairn verify`.
+// file_journal: the offline tools behind `cairn stats`, `cairn verify` and the lock probe.
 #include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <algorithm>
 #include <filesystem>
@@ -258,6 +263,27 @@ expected<verify_report> verify_file_journal(const std::string& dir,
   } catch (const std::bad_alloc&) {
     return error{errc::unavailable, "out of memory verifying the store in folder " + dir};
   }
+}
+
+expected<bool> file_journal_locked(const std::string& dir) {
+  auto path = detail::join_path(dir, "LOCK");
+  int fd;
+  do fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  while (fd < 0 && errno == EINTR);
+  if (fd < 0) {
+    if (errno == ENOENT) return false; // no store, or one never opened for writing
+    return error{errc::unavailable, "cannot open " + path + ": " + std::strerror(errno)};
+  }
+  detail::file_handle file(fd);
+  int rc;
+  do rc = ::flock(file.get(), LOCK_SH | LOCK_NB);
+  while (rc < 0 && errno == EINTR);
+  if (rc == 0) {
+    ::flock(file.get(), LOCK_UN);
+    return false;
+  }
+  if (errno == EWOULDBLOCK) return true;
+  return error{errc::unavailable, "cannot probe the lock " + path + ": " + std::strerror(errno)};
 }
 
 } // namespace cairn

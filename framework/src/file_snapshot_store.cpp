@@ -5,7 +5,10 @@
 // {stream, version, type, schema_version, timestamp_ns, state}. Files are written
 // to a temporary name and renamed over the old one, without fsync: a snapshot lost
 // or torn by a crash fails its checksum, reads as corrupt, and recovery replays
-// the stream instead.
+// the stream instead. A crash during a save leaves its temporary file behind
+// ("<name>.snap.tmp-<pid>-<thread>"): opening the store removes such files.
+#include <unistd.h>
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -39,6 +42,27 @@ auto describe(type<snapshot_record>) {
 
 constexpr char magic[4] = {'C', 'S', 'N', 'P'};
 
+/// What a temporary file's name holds: "<snapshot file name>.tmp-<writer>".
+constexpr const char* temp_marker = ".tmp-";
+
+/// Removes the temporary files of saves that a crash interrupted.
+expected<void> remove_temp_files(const std::filesystem::path& dir) {
+  std::error_code ec;
+  std::filesystem::directory_iterator it{dir, ec}, end;
+  for (; !ec && it != end; it.increment(ec)) {
+    auto name = it->path().filename().string();
+    auto mark = name.find(temp_marker);
+    if (mark == std::string::npos || mark < 5 || name.compare(mark - 5, 5, ".snap") != 0) continue;
+    std::error_code removed;
+    std::filesystem::remove(it->path(), removed);
+    if (removed)
+      return error{errc::unavailable, "cannot remove the unfinished snapshot file " +
+                                        it->path().string() + ": " + removed.message()};
+  }
+  if (ec) return error{errc::unavailable, "cannot list snapshot folder " + dir.string() + ": " + ec.message()};
+  return {};
+}
+
 std::string hex(std::string_view s) {
   static const char digits[] = "0123456789abcdef";
   std::string out;
@@ -62,16 +86,20 @@ public:
                             static_cast<uint8_t>(crc >> 16), static_cast<uint8_t>(crc >> 24)};
     auto path = path_of(s.stream);
     std::ostringstream tid;
-    tid << std::this_thread::get_id();
+    tid << ::getpid() << '-' << std::this_thread::get_id();
     auto tmp = path;
-    tmp += ".tmp-" + tid.str();
+    tmp += temp_marker + tid.str();
     {
       std::ofstream out{tmp, std::ios::binary | std::ios::trunc};
       out.write(magic, 4);
       out.write(reinterpret_cast<const char*>(crc_bytes), 4);
       out.write(reinterpret_cast<const char*>(body.data()), static_cast<std::streamsize>(body.size()));
-      if (!out.flush())
+      if (!out.flush()) {
+        out.close();
+        std::error_code ignored;
+        std::filesystem::remove(tmp, ignored);
         return error{errc::unavailable, "cannot write snapshot file " + tmp.string()};
+      }
     }
     std::error_code ec;
     std::filesystem::rename(tmp, path, ec);
@@ -122,6 +150,7 @@ expected<std::shared_ptr<snapshot_store>> open_file_snapshot_store(const std::st
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return error{errc::unavailable, "cannot create snapshot folder " + dir + ": " + ec.message()};
+  if (auto cleaned = remove_temp_files(dir); !cleaned) return std::move(cleaned).error();
   return std::shared_ptr<snapshot_store>{std::make_shared<file_snapshot_store>(dir)};
 }
 

@@ -5,8 +5,14 @@
 //                                              until killed (holds the writer lock)
 //   cli_store_helper unfaithful DIR            append one event whose metadata JSON cannot
 //                                              hold exactly (a repeated key, non-UTF-8 text)
+//   cli_store_helper maxrss PROGRAM ARGS...    run PROGRAM, then print its peak resident
+//                                              memory to stderr ("cli_store_helper:
+//                                              maxrss_kib=N"); exits as PROGRAM did
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -17,7 +23,8 @@
 namespace {
 
 int usage() {
-  std::cerr << "usage: cli_store_helper append DIR STREAM COUNT | hold DIR | unfaithful DIR\n";
+  std::cerr << "usage: cli_store_helper append DIR STREAM COUNT | hold DIR | unfaithful DIR | "
+               "maxrss PROGRAM ARGS...\n";
   return 2;
 }
 
@@ -34,7 +41,24 @@ std::shared_ptr<cairn::journal> open_or_die(const std::string& dir) {
 
 } // namespace
 
+int run_measured(char** argv) {
+  pid_t child = ::fork();
+  if (child < 0) return 1;
+  if (child == 0) {
+    ::execv(argv[0], argv);
+    std::perror("cli_store_helper: exec");
+    ::_exit(127);
+  }
+  int status = 0;
+  struct rusage usage {};
+  while (::wait4(child, &status, 0, &usage) < 0)
+    if (errno != EINTR) return 1;
+  std::cerr << "cli_store_helper: maxrss_kib=" << usage.ru_maxrss << std::endl;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 int main(int argc, char** argv) {
+  if (argc >= 3 && std::string(argv[1]) == "maxrss") return run_measured(argv + 2);
   if (argc < 3) return usage();
   std::string command = argv[1], dir = argv[2];
   if (command == "append" && argc == 5) {

@@ -3,8 +3,9 @@
 # folders it creates, one named case per ctest test.
 #
 # Usage: cli_test.sh CAIRN_BINARY STORE_HELPER_BINARY CASE
-# Cases: help usage inspect roundtrip bad_import reimport unfaithful verify tail lock
-#        state_unregistered; and state, whose CAIRN_BINARY is the bank sample's bank_cli
+# Cases: help usage inspect node_folder roundtrip bad_import reimport idempotent
+#        dry_run_lock large bad_input unfaithful verify tail lock state_unregistered; and state,
+#        whose CAIRN_BINARY is the bank sample's bank_cli
 set -uo pipefail
 
 if [[ $# -ne 3 ]]; then
@@ -288,7 +289,9 @@ case_bad_import() {
   contains "$err" 'line 19: stream name "bad name" has no '"'-'" "bad stream name"
   contains "$err" 'line 20: contains a NUL byte' "NUL byte"
   contains "$err" 'line 21: the event takes' "oversized event"
-  contains "$err" '6 bad lines in bad.jsonl; nothing was imported' "bad import summary"
+  # The first lines are good, but their streams already have events in d.
+  contains "$err" 'line 1: stream account-0 already has 10 events in d/events and the line gives no version' "lines for existing streams"
+  contains "$err" '9 bad lines in bad.jsonl; nothing was imported' "bad import summary"
   run 0 --data d export
   equals "$out" "$before" "the store after a bad import"
   # A fresh folder stays empty too (the good lines are not appended either).
@@ -298,7 +301,7 @@ case_bad_import() {
   contains "$err" "cannot open no-such-file.jsonl" "missing input file"
   # --dry-run checks without appending.
   run 0 --data e import --dry-run good.jsonl
-  contains "$out" "dry run: 30 events are valid" "dry run"
+  contains "$out" "dry run: 30 events for 3 streams: 30 to append, 0 already stored in e/events (which does not exist yet" "dry run"
   [[ -e e ]] && fail "import --dry-run created the data folder"
 }
 
@@ -306,13 +309,160 @@ case_reimport() {
   generate 20 2 >in.jsonl
   run 0 --data d import in.jsonl
   run 1 --data d import in.jsonl
-  contains "$err" "stream account-0 already has 10 events in d; nothing was imported (give --append" "re-import"
+  contains "$err" "line 1: stream account-0 already has 10 events in d/events and the line gives no version (give --append" "re-import"
+  contains "$err" "2 bad lines in in.jsonl; nothing was imported" "re-import summary"
   run 0 --data d streams
   equals "$out" $'account-0\t10\naccount-1\t10' "streams after a refused re-import"
   run 0 --data d import --append in.jsonl
   run 0 --data d streams
   equals "$out" $'account-0\t20\naccount-1\t20' "streams after import --append"
   run 0 --data d verify
+}
+
+case_idempotent() {
+  generate 3000 50 >in.jsonl
+  run 0 --data a import in.jsonl
+  run 0 --data a export --output e1.jsonl
+  run 0 --data b import e1.jsonl
+  contains "$out" "imported 3000 events into 50 streams (positions 1 to 3000)" "first import"
+  # The same export again, from a pipe and as a file: everything is already there.
+  cat e1.jsonl | "$cairn" --data b import - >out.txt 2>err.txt || fail "import - from a pipe failed: $(<err.txt)"
+  contains "$(<out.txt)" "nothing to import: all 3000 events are already stored in b/events" "re-import from a pipe"
+  run 0 --data b import <(cat e1.jsonl)
+  contains "$out" "nothing to import: all 3000 events are already stored" "re-import from a process substitution"
+  run 0 --data b import --dry-run e1.jsonl
+  contains "$out" "dry run: 3000 events for 50 streams: 0 to append, 3000 already stored in b/events" "dry run of a re-import"
+  run 0 --data b streams
+  local streams_b=$out
+  run 0 --data a streams
+  equals "$streams_b" "$out" "streams after importing twice"
+  # The source grows; an export that overlaps what b has adds only the new events.
+  "$helper" append a/events account-3 20 || fail "helper append failed"
+  "$helper" append a/events brand-1 2 || fail "helper append failed"
+  run 0 --data a export --from 2900 --output e2.jsonl
+  run 0 --data b import e2.jsonl
+  contains "$out" "imported 22 events into 51 streams (positions 3001 to 3022); 101 already stored" "overlapping import"
+  run 0 --data b streams
+  streams_b=$out
+  run 0 --data a streams
+  equals "$streams_b" "$out" "streams after an overlapping import"
+  run 0 --data b import e2.jsonl
+  contains "$out" "nothing to import: all 123 events are already stored" "overlapping import again"
+  # A line that differs from the stored event at its version is a conflict: nothing is imported.
+  run 0 --data b export
+  local before=$out
+  {
+    echo '{"stream":"new-1","version":1,"type":"opened","payload_base64":""}'
+    sed -E '/"stream":"account-7","version":2,/ s/"payload_base64":"[^"]*"/"payload_base64":"AAEC"/' e1.jsonl
+  } >conflict.jsonl
+  run 1 --data b import conflict.jsonl
+  contains "$err" "stream account-7 version 2 conflicts with the event stored in b/events: the payloads differ (3 bytes stored, 3 in the line)" "conflict"
+  contains "$err" "1 bad line in conflict.jsonl; nothing was imported" "conflict summary"
+  run 0 --data b export
+  equals "$out" "$before" "the store after a refused conflict"
+  # A stream whose first line leaves a gap after its stored events; versions out of order.
+  printf '%s\n' '{"stream":"account-7","version":70,"type":"x","payload_base64":""}' \
+    '{"stream":"other-1","version":1,"type":"x","payload_base64":""}' \
+    '{"stream":"other-1","version":3,"type":"x","payload_base64":""}' >gap.jsonl
+  run 1 --data b import gap.jsonl
+  contains "$err" "line 1: stream account-7 version 70 would leave a gap: b/events has 60 events in it" "gap"
+  contains "$err" "line 3: stream other-1 version 3 does not follow its previous line's version 1" "out of order"
+  run 1 --data b import --dry-run gap.jsonl
+  contains "$err" "2 bad lines in gap.jsonl; nothing was imported" "dry run of a gap"
+  run 0 --data b export
+  equals "$out" "$before" "the store after refused gaps"
+  run 0 --data b verify
+}
+
+case_dry_run_lock() {
+  generate 10 2 >in.jsonl
+  run 0 --data node import in.jsonl
+  [[ -d node/events && ! -e node/LOCK ]] || fail "import did not create the store in node/events"
+  generate 4 4 | sed 's/account-/other-/' >more.jsonl
+  run 0 --data node import --dry-run more.jsonl
+  contains "$out" "dry run: 4 events for 4 streams: 4 to append, 0 already stored in node/events" "dry run"
+  "$helper" hold node/events >hold.out 2>hold.err &
+  local pid=$!
+  background+=("$pid")
+  wait_for hold.out holding 1 || { cat hold.err >&2; return; }
+  run 1 --data node import --dry-run more.jsonl
+  contains "$out" "dry run: 4 events for 4 streams: 4 to append" "dry run beside a writer checks the input"
+  contains "$err" "the store in node/events is open for writing by another process (a node?): the import would fail" "dry run notices the lock"
+  run 1 --data node import more.jsonl
+  contains "$err" "writer lock" "import beside a writer"
+  kill "$pid"
+  wait "$pid" 2>/dev/null
+  run 0 --data node import --dry-run more.jsonl
+  run 0 --data node import more.jsonl
+  contains "$out" "imported 4 events into 4 streams" "import once the writer is gone"
+}
+
+# An export far larger than the memory import may use: its peak RSS may grow by at
+# most a few batches over a small import's, whatever the input's size.
+case_large() {
+  export_lines() { # export_lines N STREAMS: lines as `cairn export` writes them
+    awk -v n="$1" -v s="$2" 'BEGIN {
+      p = "AQID"; for (k = 0; k < 5; k++) p = p p; # 128 base64 characters
+      for (i = 1; i <= n; i++) {
+        st = i % s; v[st]++
+        printf "{\"position\":%d,\"stream\":\"account-%d\",\"version\":%d,\"type\":\"deposited\",\"schema_version\":1,\"timestamp_ns\":%d,\"time\":\"2024-05-01T10:00:00.000000000Z\",\"metadata\":{\"correlation_id\":\"corr-%d\",\"causation_id\":\"cmd-%d\",\"entries\":{\"user\":\"ann\"}},\"payload_base64\":\"%s\"}\n", i, st, v[st], 1714557600000000000 + i, i, i, p
+      }
+    }'
+  }
+  export_lines 20000 500 >small.jsonl
+  export_lines 300000 500 >large.jsonl
+  local input_mib=$(( $(stat -c %s large.jsonl) >> 20 ))
+  # Sanitizers keep freed memory in quarantine: keep it small here.
+  export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=16"
+  peak() { # peak LABEL ARGS...: runs cairn under the helper, prints its peak RSS in MiB
+    local label=$1
+    shift
+    "$helper" maxrss "$cairn" "$@" >"$label.out" 2>"$label.err" || fail "$label: cairn $* failed: $(tail -3 "$label.err")"
+    sed -nE 's/^cli_store_helper: maxrss_kib=([0-9]+)$/\1/p' "$label.err" | awk '{ print int($1 / 1024) }'
+  }
+  local small large again
+  small=$(peak small --data s import small.jsonl)
+  large=$(peak large --data l import large.jsonl)
+  contains "$(<large.out)" "imported 300000 events into 500 streams (positions 1 to 300000)" "large import"
+  again=$(peak again --data l import - <large.jsonl)
+  contains "$(<again.out)" "nothing to import: all 300000 events are already stored" "large re-import"
+  echo "input ${input_mib} MiB; peak RSS: small import ${small} MiB, large ${large} MiB, re-import ${again} MiB" >&2
+  local bound=$((small + 32))
+  ((input_mib > 3 * 32)) || fail "the large input (${input_mib} MiB) is too small to tell"
+  ((large <= bound)) || fail "the large import peaked at ${large} MiB, over ${bound} MiB"
+  ((again <= bound)) || fail "the large re-import peaked at ${again} MiB, over ${bound} MiB"
+  run 0 --data l stats
+  grep -Eq '^events: +300000$' <<<"$out" || fail "stats after the large import: $out"
+}
+
+case_bad_input() {
+  generate 6 2 >in.jsonl
+  run 0 --data d import in.jsonl
+  run 0 --data d export
+  local before=$out
+  # export onto a folder fails and leaves no temporary file behind.
+  mkdir taken
+  run 1 --data d export --output taken
+  contains "$err" "cannot rename taken.partial to taken" "export onto a folder"
+  [[ -e taken.partial ]] && fail "a failed export left taken.partial"
+  # A folder, deeply nested JSON, or invalid UTF-8 as input: clear errors, no crash.
+  run 1 --data d import taken
+  contains "$err" "cannot read taken: Is a directory; nothing was imported" "a folder as input"
+  head -c 2000000 /dev/zero | tr '\0' '[' >deep.jsonl
+  echo >>deep.jsonl
+  run 1 --data d import deep.jsonl
+  contains "$err" "line 1: not valid JSON" "deeply nested JSON"
+  printf '{"stream":"account-\xff","type":"t","payload_base64":""}\n' >utf.jsonl
+  run 1 --data d import utf.jsonl
+  contains "$err" "line 1: not valid JSON" "invalid UTF-8"
+  run 1 --data /dev/null import in.jsonl
+  contains "$err" "cannot create the store in /dev/null/events" "a data folder that cannot be"
+  run 0 --data d export
+  equals "$out" "$before" "the store after bad input"
+  # A byte order mark at the start of a file is not content.
+  { printf '\xef\xbb\xbf'; generate 2 2 | sed 's/account-/bom-/'; } >bom.jsonl
+  run 0 --data d import bom.jsonl
+  contains "$out" "imported 2 events into 2 streams" "a file with a byte order mark"
 }
 
 case_unfaithful() {
@@ -374,9 +524,9 @@ case_tail() {
   local pid=$!
   background+=("$pid")
   wait_for follow.out '^position ' 6
-  "$helper" append d tick-1 3 || fail "helper append failed"
+  "$helper" append d/events tick-1 3 || fail "helper append failed"
   wait_for follow.out '  tick-1  ' 3
-  "$helper" append d tick-2 2 || fail "helper append failed"
+  "$helper" append d/events tick-2 2 || fail "helper append failed"
   wait_for follow.out '  tick-2  ' 2
   kill -INT "$pid"
   wait "$pid"
@@ -398,7 +548,7 @@ case_tail() {
 case_lock() {
   generate 10 2 >in.jsonl
   run 0 --data d import in.jsonl
-  "$helper" hold d >hold.out 2>hold.err &
+  "$helper" hold d/events >hold.out 2>hold.err & # as a node holds its store
   local pid=$!
   background+=("$pid")
   wait_for hold.out holding 1 || { cat hold.err >&2; return; }
@@ -410,7 +560,7 @@ case_lock() {
   equals "$(wc -l <<<"$out")" 10 "export beside a writer"
   generate 4 4 | sed 's/account-/other-/' >more.jsonl
   run 1 --data d import more.jsonl
-  contains "$err" "cairn import: cannot open d for writing" "import beside a writer"
+  contains "$err" "cairn import: cannot open d/events for writing" "import beside a writer"
   contains "$err" "writer lock" "import names the lock"
   kill "$pid"
   wait "$pid" 2>/dev/null

@@ -151,12 +151,13 @@ TEST_CASE("cli: import lines need only stream, type and payload_base64") {
   CHECK(r->data.schema_version == 1);
   CHECK(r->data.payload.empty());
   CHECK(r->data.meta == metadata{});
-  // position, version and time are accepted and ignored.
+  // position and time are accepted and ignored; a null version is no version.
   auto ignored = parse_import_line(
     R"({"position":"x","version":null,"time":5,"stream":"a-1","type":"t","payload_base64":"AQ=="})",
     true);
   REQUIRE(ignored);
   CHECK(ignored->data.payload == bytes{1});
+  CHECK(ignored->version == 0);
 }
 
 TEST_CASE("cli: import lines with missing or malformed fields are rejected with a reason") {

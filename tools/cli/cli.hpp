@@ -25,7 +25,8 @@ class registry; // cairn/cli_tool.hpp
 
 /// What every subcommand gets: the global options, and the program's aggregate types.
 struct context {
-  std::string data_dir = "./data";
+  std::string data_dir = "./data";   ///< the store folder (store_folder() of data_given)
+  std::string data_given = "./data"; ///< the --data DIR as given
   /// --postgres-url: the store is in PostgreSQL (schema --postgres-schema), not data_dir.
   std::string postgres_url;
   std::string postgres_schema = "cairn";
@@ -93,6 +94,10 @@ int run_postgres_verify(const context& ctx, bool quiet);
 /// The store folder for a --data DIR: a node's data folder (like the bank sample's
 /// ./data) keeps its events in DIR/events, which is used when DIR itself holds no store.
 std::string store_folder(const std::string& dir);
+
+/// Where import writes for a --data DIR: DIR/events as a node keeps it (created if
+/// missing), unless DIR already holds a store or is itself named "events".
+std::string import_folder(const std::string& dir);
 
 /// An error if `ctx.data_dir` is not an existing directory.
 expected<void> require_data_dir(const context& ctx);

@@ -68,8 +68,8 @@ int run_export(context& ctx, std::vector<std::string> args) {
   }
   std::ostream& out = file.is_open() ? static_cast<std::ostream&>(file) : std::cout;
   auto abandon = [&](const std::string& message) {
-    if (file.is_open()) {
-      file.close();
+    if (!temp.empty()) { // also after a failed close or rename
+      if (file.is_open()) file.close();
       std::remove(temp.c_str());
     }
     return fail("export", message);

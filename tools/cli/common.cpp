@@ -57,6 +57,7 @@ bool arg_reader::positional() {
   std::string dir;
   if (option("--data", dir)) {
     if (dir.empty()) throw usage_error("--data needs a non-empty folder name");
+    ctx_.data_given = dir;
     ctx_.data_dir = store_folder(dir);
     return false;
   }
@@ -147,6 +148,15 @@ std::string store_folder(const std::string& dir) {
   fs::path p{dir};
   if (!fs::exists(p / "LOCK", ec) && fs::is_directory(p / "events", ec)) return (p / "events").string();
   return dir;
+}
+
+std::string import_folder(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path p{dir};
+  auto name = p.filename().empty() ? p.parent_path().filename() : p.filename();
+  if (fs::exists(p / "LOCK", ec) || name == "events") return dir;
+  return (p / "events").string();
 }
 
 expected<void> require_data_dir(const context& ctx) {

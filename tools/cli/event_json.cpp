@@ -128,6 +128,12 @@ expected<import_event> parse_import_line(std::string_view line, bool keep_timest
     out.data.schema_version = static_cast<uint32_t>(v);
   }
 
+  if (auto it = j.find("version"); it != j.end() && !it->is_null()) { // null: not given
+    if (!it->is_number_unsigned() || it->get<uint64_t>() == 0)
+      return invalid("version must be a positive integer (the event's place in its stream)");
+    out.version = it->get<uint64_t>();
+  }
+
   if (auto it = j.find("metadata"); it != j.end()) {
     const auto& m = *it;
     if (!m.is_object()) return invalid(std::string("metadata must be an object, not ") + m.type_name());

@@ -32,12 +32,14 @@ inline constexpr const char* imported_timestamp_key = "imported_timestamp_ns";
 struct import_event {
   stream_id stream;
   event_data data;
-  size_t line = 0; ///< in the input, from 1
+  uint64_t version = 0; ///< the line's "version": the event's place in its stream; 0 if not given
+  size_t line = 0;      ///< in the input, from 1
 };
 
 /// Parses and checks one import line. "stream", "type" and "payload_base64" are
-/// required; "schema_version" defaults to 1; "metadata" is optional; "position",
-/// "version" and "time" are accepted and ignored (the store assigns them). With
+/// required; "schema_version" defaults to 1; "metadata" and "version" (a positive
+/// integer) are optional; "position" and "time" are accepted and ignored (the store
+/// assigns them). With
 /// `keep_timestamp`, a "timestamp_ns" is kept as metadata entry "imported_timestamp_ns"
 /// unless that entry is already present (an earlier import's original time wins).
 /// Errors are invalid_argument with a message that names the offending key.

@@ -88,7 +88,7 @@ int run(int argc, char** argv, const registry& types) {
         dir = a.substr(std::strlen("--data="));
       }
       if (dir.empty()) return usage("cairn", "--data needs a non-empty folder name");
-      ctx.data_dir = dir;
+      ctx.data_dir = ctx.data_given = dir;
       continue;
     }
     if (a == "--postgres-url" || a == "--postgres-schema" || a.rfind("--postgres-url=", 0) == 0 ||

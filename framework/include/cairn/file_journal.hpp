@@ -125,4 +125,10 @@ struct verify_report {
 expected<verify_report> verify_file_journal(
   const std::string& dir, std::function<void(uint64_t, uint64_t)> progress = {});
 
+/// True if a writer (a journal opened for writing, in any process) holds the lock of
+/// the store in folder `dir` now; false if not, or if there is no such folder or store.
+/// Probes by taking and at once releasing a shared lock on the LOCK file, so a writer
+/// opening in that very instant may fail with unavailable. Errors: unavailable (I/O).
+expected<bool> file_journal_locked(const std::string& dir);
+
 } // namespace cairn

@@ -37,7 +37,10 @@ public:
 std::shared_ptr<snapshot_store> make_memory_snapshot_store();
 
 /// Snapshots as one checksummed file per stream under `dir`, replaced atomically
-/// (write, then rename). A torn or damaged file reads as errc::corrupt.
+/// (write, then rename). A torn or damaged file reads as errc::corrupt. Opening removes
+/// the temporary files of saves that a crash interrupted (a save running at that
+/// moment in another process on the same folder then fails: only that snapshot is lost).
+/// Errors: unavailable (the folder cannot be created, listed or cleaned).
 expected<std::shared_ptr<snapshot_store>> open_file_snapshot_store(const std::string& dir);
 
 } // namespace cairn
