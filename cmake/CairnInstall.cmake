@@ -57,6 +57,20 @@ if(TARGET cairn_cli_tool)
     FILES_MATCHING PATTERN "*.hpp")
 endif()
 
+# cairn::postgres (postgres/): the PostgreSQL journal and snapshot store, when built.
+# The stock cairn::cli links it privately (--postgres-url), so it is exported with it.
+if(TARGET cairn_postgres)
+  list(APPEND _cairn_cli_libraries cairn_postgres)
+  install(TARGETS cairn_postgres
+    EXPORT cairnTargets
+    ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+    LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+    INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+  install(DIRECTORY "${PROJECT_SOURCE_DIR}/postgres/include/"
+    DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
+    FILES_MATCHING PATTERN "*.hpp")
+endif()
+
 install(DIRECTORY
     "${PROJECT_SOURCE_DIR}/framework/include/"
     "${PROJECT_SOURCE_DIR}/actors/include/"
@@ -84,6 +98,14 @@ set(CAIRN_NEEDS_THREADS OFF)
 set(CAIRN_NEEDS_NLOHMANN_JSON OFF)
 set(CAIRN_NEEDS_CAF OFF)
 set(CAIRN_NEEDS_SPDLOG OFF)
+set(CAIRN_NEEDS_POSTGRESQL OFF)
+set(CAIRN_NEEDS_BOOST OFF)
+if(_cairn_link_string MATCHES "PostgreSQL::")
+  set(CAIRN_NEEDS_POSTGRESQL ON)
+endif()
+if(_cairn_link_string MATCHES "Boost::")
+  set(CAIRN_NEEDS_BOOST ON)
+endif()
 if(_cairn_link_string MATCHES "Threads::")
   set(CAIRN_NEEDS_THREADS ON)
 endif()
@@ -101,7 +123,7 @@ endif()
 # (the install test in tests/install then fails too).
 string(REGEX MATCHALL "[A-Za-z0-9_.+-]+::[A-Za-z0-9_.+-]+" _cairn_namespaced "${_cairn_link_string}")
 foreach(_dep IN LISTS _cairn_namespaced)
-  if(NOT _dep MATCHES "^(Threads|nlohmann_json|CAF|spdlog|fmt|cairn)::")
+  if(NOT _dep MATCHES "^(Threads|nlohmann_json|CAF|spdlog|fmt|PostgreSQL|Boost|cairn)::")
     message(WARNING
       "An installed cairn library links ${_dep}, but cmake/cairnConfig.cmake.in does not "
       "find its package. Add a find_dependency() for it there and a check in "
