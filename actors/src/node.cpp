@@ -82,6 +82,15 @@ struct node::impl {
   std::unordered_map<std::string, caf::actor> sagas;         // saga managers, by name
   bool stopped = false;
 
+  /// The manager of saga `name`. Errors: not_found, unavailable (stopped).
+  expected<caf::actor> saga(const std::string& name) {
+    std::shared_lock<std::shared_mutex> guard{mutex};
+    if (stopped) return error{errc::unavailable, "node is shut down"};
+    auto it = sagas.find(name);
+    if (it == sagas.end()) return error{errc::not_found, "no saga named \"" + name + "\""};
+    return it->second;
+  }
+
   void start() {
     if (!set_log_level(opts.log_level))
       log().warn("unknown log level \"{}\", keeping {}", opts.log_level,
@@ -258,6 +267,46 @@ expected<saga_status> node::saga_status_of(const std::string& name) {
   self->request(target, std::chrono::seconds{10}, caf::get_atom::value)
     .receive([&](saga_status& s) { result = s; }, [&](caf::error& e) { result = from_caf(e); });
   return result;
+}
+
+namespace {
+
+/// Asks saga manager `name` of `n` for something and waits for the answer.
+template <class T, class... Ts>
+expected<T> ask_saga(caf::actor_system& sys, const caf::actor& manager, const std::string& name,
+                     Ts&&... xs) {
+  expected<T> result = error{errc::unavailable, "saga " + name + " did not answer"};
+  caf::scoped_actor self{sys};
+  self->request(manager, std::chrono::seconds{30}, std::forward<Ts>(xs)...)
+    .receive([&](T& answer) { result = std::move(answer); },
+             [&](caf::error& e) { result = from_caf(e); });
+  return result;
+}
+
+} // namespace
+
+expected<std::vector<parked_saga>> node::parked_sagas(const std::string& name) {
+  auto target = impl_->saga(name);
+  if (!target) return target.error();
+  return ask_saga<std::vector<parked_saga>>(*impl_->sys, *target, name, saga_parked_atom::value);
+}
+
+expected<void> node::retry_saga(const std::string& name, const std::string& key) {
+  auto target = impl_->saga(name);
+  if (!target) return target.error();
+  auto r = ask_saga<bool>(*impl_->sys, *target, name, saga_retry_atom::value, key);
+  if (!r) return r.error();
+  return {};
+}
+
+expected<void> node::close_saga(const std::string& name, const std::string& key,
+                                std::string reason) {
+  auto target = impl_->saga(name);
+  if (!target) return target.error();
+  auto r = ask_saga<bool>(*impl_->sys, *target, name, saga_close_atom::value, key,
+                          std::move(reason));
+  if (!r) return r.error();
+  return {};
 }
 
 void node::send_command(command_message cmd, reply_handler on_reply) {

@@ -18,6 +18,7 @@
 #include "cairn/node_options.hpp"
 #include "cairn/projection.hpp"
 #include "cairn/query.hpp"
+#include "cairn/saga_admin.hpp"
 #include "cairn/saga_model.hpp"
 #include "cairn/saga_options.hpp"
 #include "cairn/snapshot_store.hpp"
@@ -148,6 +149,19 @@ public:
     return saga_status_of(std::string{S::name});
   }
   expected<saga_status> saga_status_of(const std::string& name);
+
+  /// Saga `name`'s parked instances (saga_records.hpp's saga_parked): those whose
+  /// decision could not be carried out. Each waits, durably, for an operator to
+  /// retry it (once the cause is fixed, usually by a new build and a restart) or to
+  /// close it. Blocks briefly. Errors: not_found (unregistered), unavailable.
+  expected<std::vector<parked_saga>> parked_sagas(const std::string& name);
+  /// Retries parked instance `key`: it is loaded afresh, processes the inputs it
+  /// held, and sends its pending commands again. Errors: not_found (no such saga or
+  /// parked instance), unavailable, or the retry's own failure (it stays parked).
+  expected<void> retry_saga(const std::string& name, const std::string& key);
+  /// Closes parked instance `key` for good: it counts as finished. Errors as above.
+  expected<void> close_saga(const std::string& name, const std::string& key,
+                            std::string reason = "closed by an operator");
 
   /// Calls `handler` for every committed event that matches `filter`, at least once,
   /// in position order, on an actor of its own. Delivery resumes after the position
