@@ -396,9 +396,12 @@ caf::behavior saga_manager(manager_t* self, std::shared_ptr<const saga_model> mo
       s.checkpointed = st.checkpointed;
       s.open = st.to_reload.size();
       for (auto& kv : st.live) {
-        if (kv.second->parked()) ++s.parked;
-        else ++s.open;
-        s.pending_steps += kv.second->pending_steps();
+        if (kv.second->parked()) {
+          ++s.parked;
+        } else {
+          ++s.open;
+          s.pending_steps += kv.second->pending_steps();
+        }
       }
       s.rounds_failed = st.rounds_failed;
       return s;
