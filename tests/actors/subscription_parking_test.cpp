@@ -86,6 +86,10 @@ TEST_CASE("a subscription parks the event its handler keeps failing on, keeps it
     poison2 = n->execute<bank::account>("x", bank::deposit{13})->position;
     REQUIRE(n->subscribe_events("audit", deposits, a.handler(), opts));
     REQUIRE(eventually([&] { return a.count() == 2; })); // delivery went on past both
+    REQUIRE(eventually([&] {
+      auto p = n->parked_events("audit");
+      return p && p->size() == 2;
+    }));
     auto parked = n->parked_events("audit");
     REQUIRE(parked);
     REQUIRE(parked->size() == 2);
