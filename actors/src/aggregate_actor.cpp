@@ -14,6 +14,7 @@
 #include "append_inbox.hpp"
 #include "log.hpp"
 #include "message_types.hpp"
+#include "node_metrics.hpp"
 #include "reply_sink.hpp"
 #include "spawn.hpp"
 
@@ -28,6 +29,7 @@ struct aggregate_context {
   std::shared_ptr<snapshot_store> snapshots; // may be null
   std::shared_ptr<append_inbox> inbox; // the journal's way in
   aggregate_options options;
+  std::shared_ptr<const command_metrics> metrics; // null: metrics off
 };
 
 struct aggregate_state {
@@ -188,6 +190,7 @@ void process_queue(aggregate_actor_t* self) {
 
 void accept(aggregate_actor_t* self, command_message& cmd, command_reply_to& rp) {
   auto& st = self->state;
+  rp.count_in(st.ctx->metrics.get());
   if (st.busy) st.waiting.emplace_back(std::move(cmd), std::move(rp));
   else handle(self, cmd, rp);
 }
@@ -259,6 +262,7 @@ caf::actor spawn_aggregate(router_actor_t* self, const std::string& id) {
   st.ids.emplace(agg.address(), id);
   st.children->insert(agg.address());
   st.live.emplace(id, live_aggregate{agg, steady::now()});
+  if (st.ctx->metrics) st.ctx->metrics->live.add(1);
   auto idle = st.ctx->options.passivate_after;
   if (idle.count() > 0 && !st.ticking) {
     st.ticking = true;
@@ -278,6 +282,7 @@ void passivate_idle(router_actor_t* self) {
   for (auto it = st.live.begin(); it != st.live.end();) {
     if (it->second.last_used <= cutoff) {
       self->send(it->second.actor, passivate_atom::value);
+      if (st.ctx->metrics) st.ctx->metrics->passivations.add();
       st.draining.try_emplace(it->first);
       it = st.live.erase(it);
     } else {
@@ -333,6 +338,7 @@ caf::behavior router_actor(router_actor_t* self, std::shared_ptr<const aggregate
     auto id = std::move(it->second);
     st.ids.erase(it);
     st.children->erase(dm.source);
+    if (st.ctx->metrics) st.ctx->metrics->live.add(-1);
     if (auto d = st.draining.find(id); d != st.draining.end()) {
       // Passivated: commands that arrived meanwhile go to a fresh instance.
       auto queued = std::move(d->second);
@@ -384,8 +390,10 @@ caf::behavior router_actor(router_actor_t* self, std::shared_ptr<const aggregate
 
 caf::actor spawn_router(caf::actor_system& sys, std::shared_ptr<const aggregate_model> model,
                         std::shared_ptr<append_inbox> inbox, std::shared_ptr<journal> store,
-                        std::shared_ptr<snapshot_store> snapshots, aggregate_options opts) {
+                        std::shared_ptr<snapshot_store> snapshots, aggregate_options opts,
+                        std::shared_ptr<const command_metrics> metrics) {
   auto ctx = std::make_shared<aggregate_context>();
+  ctx->metrics = std::move(metrics);
   ctx->model = std::move(model);
   ctx->store = std::move(store);
   ctx->snapshots = std::move(snapshots);

@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "rdkafka_util.hpp"
@@ -47,6 +48,7 @@ struct kafka_publisher::impl {
   bool failing = false;        // a delivery failed: drain, back off, restart at acked+1
   std::chrono::milliseconds delay{0};
   uint64_t saved = 0;
+  std::optional<std::chrono::steady_clock::time_point> draining_since;
   std::chrono::steady_clock::time_point last_save = std::chrono::steady_clock::now();
   std::thread thread;
 
@@ -206,7 +208,8 @@ struct kafka_publisher::impl {
   /// from the first position not acknowledged, on a new producer if this one failed
   /// for good. Returns false if asked to stop meanwhile.
   bool restart() {
-    if (rd_kafka_fatal_error(producer.get(), nullptr, 0) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (producer &&
+        rd_kafka_fatal_error(producer.get(), nullptr, 0) != RD_KAFKA_RESP_ERR_NO_ERROR) {
       producer.reset();
       in_flight = 0;
     }
@@ -241,9 +244,21 @@ struct kafka_publisher::impl {
       save_checkpoint(false);
       if (failing) {
         if (in_flight > 0 &&
-            rd_kafka_fatal_error(producer.get(), nullptr, 0) != RD_KAFKA_RESP_ERR_NO_ERROR)
+            rd_kafka_fatal_error(producer.get(), nullptr, 0) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+          // A failed producer reports no more deliveries once purged; should some never
+          // come, give up on them after a while (they are produced again anyway).
+          auto now = std::chrono::steady_clock::now();
+          if (!draining_since) draining_since = now;
           rd_kafka_purge(producer.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-        if (in_flight == 0 && !restart()) break;
+          if (now - *draining_since > std::chrono::seconds{5}) {
+            producer.reset();
+            in_flight = 0;
+          }
+        }
+        if (in_flight == 0) {
+          draining_since.reset();
+          if (!restart()) break;
+        }
         continue;
       }
       if (window.empty() && delay.count() > 0) delay = {};
@@ -254,7 +269,7 @@ struct kafka_publisher::impl {
       }
     }
     // Stopping: give what is in flight a chance to be acknowledged, then checkpoint.
-    auto give_up = std::chrono::steady_clock::now() + opts.delivery_timeout;
+    auto give_up = std::chrono::steady_clock::now() + opts.stop_timeout;
     while (producer && in_flight > 0 && std::chrono::steady_clock::now() < give_up) {
       rd_kafka_poll(producer.get(), 10);
       advance();

@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <utility>
@@ -29,15 +30,21 @@ inline cairn::kafka_settings settings_for(const std::string& bootstrap) {
   return s;
 }
 
-/// Reads `topic` from the start with a fresh group until at least `count` records came
-/// (or `timeout`), then `grace` longer to catch repeats. Records are in offset order
-/// per partition.
+/// Reads `topic` from the start with a fresh group until records of at least `count`
+/// distinct store positions (header cairn.position; records without it count one
+/// each) came, or `timeout`, then `grace` longer to catch repeats. Records are in
+/// offset order per partition.
 inline std::vector<cairn::kafka_record> read_topic(const std::string& bootstrap,
                                                    const std::string& topic, size_t count,
                                                    std::chrono::milliseconds timeout = 30s,
                                                    std::chrono::milliseconds grace = 500ms) {
   static int reader = 0;
-  auto records = std::make_shared<std::pair<std::mutex, std::vector<cairn::kafka_record>>>();
+  struct collected {
+    std::mutex m;
+    std::vector<cairn::kafka_record> all;
+    std::set<std::string> distinct;
+  };
+  auto records = std::make_shared<collected>();
   cairn::kafka_consumer_options o;
   o.kafka = settings_for(bootstrap);
   o.group = "reader-" + std::to_string(++reader) + "-" +
@@ -46,23 +53,25 @@ inline std::vector<cairn::kafka_record> read_topic(const std::string& bootstrap,
   auto c = cairn::kafka_consumer::start(
     o,
     [records](const cairn::kafka_record& r) -> cairn::expected<void> {
-      std::lock_guard<std::mutex> g{records->first};
-      records->second.push_back(r);
+      std::lock_guard<std::mutex> g{records->m};
+      auto position = r.header("cairn.position");
+      records->distinct.insert(position ? *position : r.id());
+      records->all.push_back(r);
       return {};
     },
     nullptr);
   if (!c) return {};
   auto size = [&] {
-    std::lock_guard<std::mutex> g{records->first};
-    return records->second.size();
+    std::lock_guard<std::mutex> g{records->m};
+    return records->distinct.size();
   };
   auto give_up = std::chrono::steady_clock::now() + timeout;
   while (size() < count && std::chrono::steady_clock::now() < give_up)
     std::this_thread::sleep_for(20ms);
   std::this_thread::sleep_for(grace);
   c->reset();
-  std::lock_guard<std::mutex> g{records->first};
-  return records->second;
+  std::lock_guard<std::mutex> g{records->m};
+  return records->all;
 }
 
 /// Appends `per_stream` deposits to each of `streams` accounts ("acc-0".."acc-N"),

@@ -50,6 +50,9 @@ struct kafka_publisher_options {
   /// How long librdkafka keeps trying to deliver one message before reporting it
   /// failed (message.timeout.ms); the publisher then backs off and re-sends.
   std::chrono::milliseconds delivery_timeout{30000};
+  /// On stop, how long to wait for messages in flight to be acknowledged (what is not
+  /// is produced again by the next start, from the checkpoint).
+  std::chrono::milliseconds stop_timeout{5000};
   /// If set, called each time the acknowledged position advances, with the range of
   /// positions newly acknowledged, on the publisher's thread (keep it short).
   std::function<void(uint64_t first, uint64_t last)> on_acknowledged;
@@ -80,7 +83,7 @@ public:
                                                           kafka_publisher_options opts,
                                                           event_renderer renderer = {});
 
-  /// Stops: waits up to `opts.delivery_timeout` for messages in flight, stores the
+  /// Stops: waits up to `opts.stop_timeout` for messages in flight, stores the
   /// checkpoint and joins the thread.
   ~kafka_publisher();
 
