@@ -85,6 +85,25 @@ struct node::impl {
   std::unordered_map<std::string, caf::actor> sagas;         // saga managers, by name
   bool stopped = false;
 
+  /// The actor of event subscription `name`. Errors: not_found, unavailable (stopped).
+  expected<caf::actor> subscription(const std::string& name) {
+    std::shared_lock<std::shared_mutex> guard{mutex};
+    if (stopped) return error{errc::unavailable, "node is shut down"};
+    auto it = subscriptions.find(name);
+    if (it == subscriptions.end())
+      return error{errc::not_found, "no event subscription named \"" + name + "\""};
+    return it->second;
+  }
+
+  /// The manager of saga `name`. Errors: not_found, unavailable (stopped).
+  expected<caf::actor> saga(const std::string& name) {
+    std::shared_lock<std::shared_mutex> guard{mutex};
+    if (stopped) return error{errc::unavailable, "node is shut down"};
+    auto it = sagas.find(name);
+    if (it == sagas.end()) return error{errc::not_found, "no saga named \"" + name + "\""};
+    return it->second;
+  }
+
   void start() {
     if (!set_log_level(opts.log_level))
       log().warn("unknown log level \"{}\", keeping {}", opts.log_level,
@@ -222,6 +241,41 @@ expected<void> node::unsubscribe_events(const std::string& name) {
   return {};
 }
 
+namespace {
+
+/// Asks actor `target` something and waits (up to 30 s) for the answer.
+template <class T, class... Ts>
+expected<T> ask(caf::actor_system& sys, const caf::actor& target, Ts&&... xs) {
+  expected<T> result = error{errc::unavailable, "no answer"};
+  caf::scoped_actor self{sys};
+  self->request(target, std::chrono::seconds{30}, std::forward<Ts>(xs)...)
+    .receive([&](T& answer) { result = std::move(answer); },
+             [&](caf::error& e) { result = from_caf(e); });
+  return result;
+}
+
+} // namespace
+
+expected<std::vector<parked_event>> node::parked_events(const std::string& name) {
+  auto target = impl_->subscription(name);
+  if (!target) return target.error();
+  return ask<std::vector<parked_event>>(*impl_->sys, *target, parked_events_atom::value);
+}
+
+expected<std::vector<parked_event>> node::retry_parked_events(const std::string& name) {
+  auto target = impl_->subscription(name);
+  if (!target) return target.error();
+  return ask<std::vector<parked_event>>(*impl_->sys, *target, retry_parked_atom::value);
+}
+
+expected<void> node::discard_parked_event(const std::string& name, uint64_t position) {
+  auto target = impl_->subscription(name);
+  if (!target) return target.error();
+  auto r = ask<bool>(*impl_->sys, *target, discard_parked_atom::value, position);
+  if (!r) return r.error();
+  return {};
+}
+
 expected<event_feed_stats> node::feed_stats() {
   expected<event_feed_stats> result = error{errc::unavailable, "the event feed did not answer"};
   caf::scoped_actor self{*impl_->sys};
@@ -265,6 +319,29 @@ expected<saga_status> node::saga_status_of(const std::string& name) {
   self->request(target, std::chrono::seconds{10}, caf::get_atom::value)
     .receive([&](saga_status& s) { result = s; }, [&](caf::error& e) { result = from_caf(e); });
   return result;
+}
+
+expected<std::vector<parked_saga>> node::parked_sagas(const std::string& name) {
+  auto target = impl_->saga(name);
+  if (!target) return target.error();
+  return ask<std::vector<parked_saga>>(*impl_->sys, *target, saga_parked_atom::value);
+}
+
+expected<void> node::retry_saga(const std::string& name, const std::string& key) {
+  auto target = impl_->saga(name);
+  if (!target) return target.error();
+  auto r = ask<bool>(*impl_->sys, *target, saga_retry_atom::value, key);
+  if (!r) return r.error();
+  return {};
+}
+
+expected<void> node::close_saga(const std::string& name, const std::string& key,
+                                std::string reason) {
+  auto target = impl_->saga(name);
+  if (!target) return target.error();
+  auto r = ask<bool>(*impl_->sys, *target, saga_close_atom::value, key, std::move(reason));
+  if (!r) return r.error();
+  return {};
 }
 
 void node::send_command(command_message cmd, reply_handler on_reply) {

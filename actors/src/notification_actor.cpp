@@ -7,9 +7,13 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include <fmt/format.h>
+
+#include "cairn/codec.hpp"
 #include "event_feed.hpp"
 #include "log.hpp"
 #include "message_types.hpp"
+#include "rate_limited_log.hpp"
 #include "spawn.hpp"
 
 namespace cairn {
@@ -33,8 +37,35 @@ struct notification_state {
   uint64_t handled_since_save = 0;
   uint32_t attempts = 0;           // failed attempts on the next event
   std::chrono::nanoseconds delay{0};
+  std::vector<parked_event> parked; // given up on after max_attempts, in position order
+  rate_limited_log warnings;
 
   stream_id checkpoint_stream() const { return stream_id{"notification", subscription}; }
+  stream_id parked_stream() const { return stream_id{"notification_parked", subscription}; }
+
+  /// Stores the parked events (the whole list: it is expected to stay short).
+  void save_parked() {
+    if (!checkpoints) return;
+    snapshot s{parked_stream(), parked.size(), "cairn.parked_events", 1, now_ns(), encode(parked)};
+    if (auto ok = checkpoints->save(s); !ok)
+      log().error("event subscription {}: its {} parked events are not stored: {}", subscription,
+                  parked.size(), ok.error().describe());
+  }
+
+  void load_parked() {
+    if (!checkpoints) return;
+    auto snap = checkpoints->load(parked_stream());
+    if (!snap || !*snap) {
+      if (!snap)
+        log().error("event subscription {}: cannot read its parked events: {}", subscription,
+                    snap.error().describe());
+      return;
+    }
+    auto list = decode<std::vector<parked_event>>((*snap)->state);
+    if (list) parked = std::move(*list);
+    else log().error("event subscription {}: its stored parked events do not decode: {}",
+                     subscription, list.error().describe());
+  }
 
   void save_position() {
     if (!checkpoints) return;
@@ -55,26 +86,37 @@ struct notification_state {
 
 using notification_actor_t = caf::stateful_actor<notification_state>;
 
+/// Calls the handler on one event: empty if it succeeded, else what it threw.
+std::string call(const event_handler& handler, const envelope& e) {
+  try {
+    handler(e);
+  } catch (const std::exception& ex) {
+    return ex.what();
+  } catch (...) {
+    return "an exception that is not a std::exception";
+  }
+  return {};
+}
+
 /// Calls the handler on each event; returns the position consumed (short of
 /// `through` when a handler failed and the event is to be retried).
 uint64_t handle_events(notification_actor_t* self, const std::vector<const envelope*>& events,
                        uint64_t through) {
   auto& st = self->state;
   for (auto* e : events) {
-    std::string failure;
-    try {
-      st.handler(*e);
-    } catch (const std::exception& ex) {
-      failure = ex.what();
-    } catch (...) {
-      failure = "an exception that is not a std::exception";
-    }
+    auto failure = call(st.handler, *e);
     if (failure.empty() || (st.options.max_attempts > 0 && st.attempts + 1 >= st.options.max_attempts)) {
-      if (!failure.empty())
-        log().error("event subscription {}: gave up on the event at position {} ({} {}) after "
-                    "{} attempts: {}",
-                    st.subscription, e->position, e->stream.str(), e->type, st.attempts + 1,
-                    failure);
+      if (!failure.empty()) {
+        st.parked.push_back(
+          parked_event{e->position, e->stream.str(), e->type, failure, st.attempts + 1});
+        st.save_parked();
+        st.warnings.log(log(), spdlog::level::err,
+                        fmt::format("event subscription {}: parked the event at position {} ({} "
+                                    "{}) after {} attempts (node::parked_events lists it, "
+                                    "retry_parked_events retries it): {}",
+                                    st.subscription, e->position, e->stream.str(), e->type,
+                                    st.attempts + 1, failure));
+      }
       st.attempts = 0;
       st.delay = st.options.retry_delay;
       st.delivered = e->position;
@@ -82,10 +124,11 @@ uint64_t handle_events(notification_actor_t* self, const std::vector<const envel
       continue;
     }
     ++st.attempts;
-    log().warn("event subscription {}: handler failed on position {} ({} {}), attempt {}, "
-               "retrying in {} ms: {}",
-               st.subscription, e->position, e->stream.str(), e->type, st.attempts,
-               std::chrono::duration_cast<std::chrono::milliseconds>(st.delay).count(), failure);
+    // Rate-limited: the same failure on the same event repeats until it succeeds.
+    st.warnings.log(log(), spdlog::level::warn,
+                    fmt::format("event subscription {}: handler failed on position {} ({} {}), "
+                                "retrying with backoff: {}",
+                                st.subscription, e->position, e->stream.str(), e->type, failure));
     st.delivered = e->position - 1;
     if (st.handled_since_save > 0) st.save_position();
     self->delayed_send(self, st.delay, retry_atom::value);
@@ -111,6 +154,7 @@ caf::behavior notification_actor(notification_actor_t* self, std::string subscri
   st.options = options;
   st.delay = options.retry_delay;
   st.checkpoints = std::move(checkpoints);
+  st.load_parked();
   // Resume after the stored position; else after `start_after` (and store that, so
   // events committed while the node is down are delivered after a restart).
   bool stored = false;
@@ -129,7 +173,7 @@ caf::behavior notification_actor(notification_actor_t* self, std::string subscri
     st.save_position();
   }
   st.feed = std::make_unique<feed_cursor>(
-    self, std::move(feed), std::move(store), std::move(filter),
+    self, std::move(feed), store, std::move(filter),
     feed_cursor::settings{feed_opts.batch_events, feed_opts.batch_events},
     [self](const std::vector<const envelope*>& events, uint64_t through) {
       return handle_events(self, events, through);
@@ -144,6 +188,37 @@ caf::behavior notification_actor(notification_actor_t* self, std::string subscri
   return {
     [self](retry_atom) { self->state.feed->resume(); },
     [self](position_atom) { return self->state.delivered; },
+    [self](parked_events_atom) { return self->state.parked; },
+    [self, store](retry_parked_atom) {
+      auto& st = self->state;
+      std::vector<parked_event> still;
+      for (auto& p : std::exchange(st.parked, {})) {
+        auto e = store->read_all(p.position, 1);
+        std::string failure;
+        if (!e) failure = "cannot read it: " + e.error().describe();
+        else if (e->empty() || e->front().position != p.position) failure = "it is not in the store";
+        else failure = call(st.handler, e->front());
+        if (failure.empty()) continue;
+        p.reason = std::move(failure);
+        ++p.attempts;
+        still.push_back(std::move(p));
+      }
+      st.parked = std::move(still);
+      st.save_parked();
+      return st.parked;
+    },
+    [self](discard_parked_atom, uint64_t position) -> caf::result<bool> {
+      auto& st = self->state;
+      auto it = std::find_if(st.parked.begin(), st.parked.end(),
+                             [&](const parked_event& p) { return p.position == position; });
+      if (it == st.parked.end())
+        return to_caf(error{errc::not_found, "event subscription " + st.subscription +
+                                               " has no parked event at position " +
+                                               std::to_string(position)});
+      st.parked.erase(it);
+      st.save_parked();
+      return true;
+    },
   };
 }
 

@@ -7,95 +7,19 @@
 
 #include <algorithm>
 #include <chrono>
-#include <deque>
-#include <unordered_map>
-#include <unordered_set>
 
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
-#include <caf/stateful_actor.hpp>
 
 #include "cairn/codec.hpp"
-#include "cairn/saga_process.hpp"
-#include "event_feed.hpp"
 #include "log.hpp"
 #include "message_types.hpp"
+#include "saga_manager_state.hpp"
 
 namespace cairn {
-namespace {
+namespace saga_detail {
 
-/// What happened to one send of an instance's command, queued for the next round.
-struct saga_outcome {
-  enum class kind : uint8_t { reply, timeout, resend };
-  kind what = kind::reply;
-  std::string key;
-  uint64_t step_id = 0;
-  uint64_t send_seq = 0;
-  bool ok = false;
-  command_reply reply;
-  error err;
-};
-
-} // namespace
-} // namespace cairn
-
-// Local only: replies travel from the node's dispatchers to the manager in-process.
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cairn::saga_outcome)
-
-namespace cairn {
-namespace {
-
-using sweep_atom = caf::atom_constant<caf::atom("sagasweep")>;
-using checkpoint_atom = caf::atom_constant<caf::atom("sagacheck")>;
-using again_atom = caf::atom_constant<caf::atom("sagaretry")>;
-
-struct deadline {
-  caf::timestamp at;
-  std::string key;
-  uint64_t step_id;
-  uint64_t send_seq;
-};
-
-struct saga_manager_state {
-  static inline const char* name = "cairn.saga";
-
-  std::shared_ptr<const saga_model> model;
-  saga_options opts;
-  std::shared_ptr<journal> store;
-  caf::actor journal_actor;
-  saga_command_sender send;
-  std::unique_ptr<feed_cursor> feed;
-  stream_id checkpoint_stream;
-
-  std::unordered_map<std::string, std::unique_ptr<saga_process>> live; // open instances
-  std::unordered_set<std::string> to_reload; // dropped after a failure: load and resume
-  uint64_t processed = 0;       // every event up to here is processed and its effects stored
-  uint64_t checkpointed = 0;
-  uint64_t since_checkpoint = 0; // events (not its own) processed since the last checkpoint
-  bool checkpoint_timer = false;
-  bool checkpoint_due = false;
-  bool checkpoint_backoff = false; // the last checkpoint write failed: wait for the timer
-
-  // The round in flight: instance writes (or a checkpoint write) not yet answered.
-  bool busy = false;
-  size_t outstanding = 0;
-  bool round_failed = false;
-  uint64_t round_through = 0; // the last event position the round covers (0: none)
-  std::unordered_set<std::string> touched;
-
-  bool retry_scheduled = false;
-  bool restart_feed = false; // on the next retry, re-read events from processed + 1
-  uint64_t rounds_failed = 0;
-
-  std::vector<saga_outcome> queued;
-  std::deque<deadline> deadlines;
-  bool sweeping = false;
-};
-
-using manager_t = caf::stateful_actor<saga_manager_state>;
-
-void next_round(manager_t* self);
 
 caf::timespan sweep_interval(const saga_options& opts) {
   return std::clamp<caf::timespan>(opts.step_timeout / 4, std::chrono::milliseconds{1},
@@ -146,36 +70,40 @@ void flush_sends(manager_t* self, saga_process& p) {
   }
 }
 
-/// Forgets an instance whose in-memory state can no longer be trusted; it is
-/// loaded again from the store (and its pending commands re-sent) on the next retry.
+/// Forgets an instance whose in-memory state can no longer be trusted after a
+/// transient error; it is loaded again from the store (and its pending commands
+/// re-sent) on the next retry.
 void drop(manager_t* self, const std::string& key, const error& why) {
   auto& st = self->state;
-  log().warn("saga {} instance {}: reloading after: {}", st.model->name(), key, why.describe());
+  uint64_t stored = 0;
+  if (auto it = st.live.find(key); it != st.live.end()) stored = it->second->stored_position();
+  st.warnings.log(log(), spdlog::level::warn,
+                  fmt::format("saga {} instance {}: reloading after: {}", st.model->name(), key,
+                              why.describe()));
   st.live.erase(key);
   st.touched.erase(key);
-  st.to_reload.insert(key);
+  st.to_reload[key] = stored;
   schedule_retry(self);
 }
 
-bool transient(const error& e) { return is_unavailable(e) || is_timeout(e); }
-
 /// The live instance for `key`, loaded from the store (and resumed: its pending
-/// commands sent again) if it is not in memory. Null if it cannot be loaded: after a
-/// transient store error it is tried again later; after any other (a malformed key,
-/// a corrupt stream) it is left alone. `why` (if given) gets the error.
-saga_process* get_or_load(manager_t* self, const std::string& key, error* why = nullptr) {
+/// commands sent again; or retried, if it is parked and an operator asked for that)
+/// if it is not in memory. Null if it cannot be loaded: after a transient store
+/// error it is tried again later; after any other (a key unusable as a stream id, a
+/// corrupt runtime record) it is left alone. `why` (if given) gets the error.
+saga_process* get_or_load(manager_t* self, const std::string& key, error* why) {
   auto& st = self->state;
   if (auto it = st.live.find(key); it != st.live.end()) return it->second.get();
   auto p = saga_process::load(*st.store, st.model, key);
   if (!p) {
+    auto level = transient(p.error()) ? spdlog::level::warn : spdlog::level::err;
+    st.warnings.log(log(), level,
+                    fmt::format("saga {}: cannot load instance {}{}: {}", st.model->name(), key,
+                                transient(p.error()) ? " now" : "", p.error().describe()));
     if (transient(p.error())) {
-      log().warn("saga {}: cannot load instance {} now: {}", st.model->name(), key,
-                 p.error().describe());
-      st.to_reload.insert(key);
+      st.to_reload.emplace(key, 0);
       schedule_retry(self);
     } else {
-      log().error("saga {}: cannot load instance {}: {}", st.model->name(), key,
-                  p.error().describe());
       st.to_reload.erase(key);
     }
     if (why) *why = p.error();
@@ -183,19 +111,39 @@ saga_process* get_or_load(manager_t* self, const std::string& key, error* why = 
   }
   st.to_reload.erase(key);
   auto* raw = p->get();
+  bool retry = raw->retry_requested();
   auto resumed = raw->resume();
   st.live.emplace(key, std::move(*p));
+  if (raw->has_append()) st.touched.insert(key); // parked as it loaded
   for (auto& d : resumed) dispatch(self, key, std::move(d));
+  if (retry) {
+    if (auto ok = retry_parked(self, key); !ok && transient(ok.error())) return nullptr;
+    if (auto it = st.live.find(key); it != st.live.end()) return it->second.get();
+    return nullptr;
+  }
   return raw;
 }
 
 /// Routes one event to its instance. False: stop before it and try again later.
 bool handle_event(manager_t* self, const envelope& e) {
   auto& st = self->state;
+  if (e.stream.category == st.model->category()) {
+    // After a restart, each instance that stored an event since the checkpoint's
+    // low-water mark may be open: load it (routing never leads to a saga's own events).
+    if (e.position <= st.find_open_through && !st.live.count(e.stream.id)) {
+      error why;
+      auto* p = get_or_load(self, e.stream.id, &why);
+      if (!p) return !transient(why);
+      if (p->finished() && !p->has_append()) st.live.erase(e.stream.id);
+    }
+    return true;
+  }
+  if (e.position <= st.processed) return true; // re-read only to find open instances
   auto key = saga_process::route(*st.model, e);
   if (!key) {
-    log().error("saga {}: skipping {} ({}): {}", st.model->name(), event_id(e), e.type,
-                key.error().describe());
+    st.warnings.log(log(), spdlog::level::err,
+                    fmt::format("saga {}: cannot route {} ({}), skipping it: {}",
+                                st.model->name(), event_id(e), e.type, key.error().describe()));
     return true;
   }
   if (key->empty()) return true;
@@ -203,11 +151,14 @@ bool handle_event(manager_t* self, const envelope& e) {
   auto* p = get_or_load(self, *key, &why);
   if (!p) return !transient(why); // a transient error: stop here and try again
   if (auto ok = p->on_event(e, *st.store); !ok) {
-    if (!transient(ok.error()))
-      log().error("saga {} instance {}: skipping {} ({}): {}", st.model->name(), *key,
-                  event_id(e), e.type, ok.error().describe());
-    drop(self, *key, ok.error());
-    return !transient(ok.error());
+    if (transient(ok.error())) {
+      // Its earlier inputs of this round were lost with it: read them again.
+      st.round_failed = true;
+      drop(self, *key, ok.error());
+      return false;
+    }
+    park(self, *key, ok.error(), p->inputs_since_flush());
+    return true;
   }
   if (p->empty()) st.live.erase(*key); // not started by this event: nothing to keep
   else st.touched.insert(*key);
@@ -236,6 +187,7 @@ void finish_round(manager_t* self) {
     st.processed = st.round_through;
   }
   st.round_through = 0;
+  for (auto& answer : std::exchange(st.answer_after_round, {})) answer.deliver(true);
   next_round(self);
 }
 
@@ -256,8 +208,12 @@ void store_round(manager_t* self, uint64_t through) {
         },
         [self, key](caf::error& err) {
           auto& st = self->state;
+          auto why = from_caf(err);
           st.round_failed = true;
-          drop(self, key, from_caf(err));
+          drop(self, key, why);
+          // Storing it will not work by trying again (too large, say): park it. The
+          // inputs of this round come in again and are held.
+          if (!transient(why)) st.to_park[key] = park_order{why, {}};
           if (--st.outstanding == 0) finish_round(self);
         });
   }
@@ -288,43 +244,10 @@ void apply_outcomes(manager_t* self) {
         p.resend(o.step_id, o.send_seq);
         break;
     }
-    if (!ok) drop(self, o.key, ok.error());
-    else st.touched.insert(o.key);
+    if (ok) st.touched.insert(o.key);
+    else if (transient(ok.error())) drop(self, o.key, ok.error());
+    else park(self, o.key, ok.error(), p.inputs_since_flush());
   }
-}
-
-void write_checkpoint(manager_t* self) {
-  auto& st = self->state;
-  saga_checkpoint cp;
-  cp.position = st.processed;
-  for (auto& kv : st.live) cp.open.push_back(kv.first);
-  cp.open.insert(cp.open.end(), st.to_reload.begin(), st.to_reload.end());
-  auto s = schema_of<saga_checkpoint>();
-  append_request req{st.checkpoint_stream, expected_version::any, {}};
-  req.events.push_back(event_data{std::string{s.name}, s.version, {}, encode(cp)});
-  st.busy = true;
-  st.checkpoint_due = false;
-  st.since_checkpoint = 0;
-  self->request(st.journal_actor, caf::infinite, append_atom::value, std::move(req))
-    .then(
-      [self, pos = cp.position](const append_result&) {
-        self->state.checkpointed = pos;
-        self->state.busy = false;
-        next_round(self);
-      },
-      [self](caf::error& err) {
-        auto& st = self->state;
-        log().warn("saga {}: checkpoint not stored: {}", st.model->name(),
-                   from_caf(err).describe());
-        st.busy = false;
-        st.checkpoint_backoff = true;
-        st.since_checkpoint = std::max<uint64_t>(st.since_checkpoint, 1);
-        if (!st.checkpoint_timer) {
-          st.checkpoint_timer = true;
-          self->delayed_send(self, st.opts.checkpoint_interval, checkpoint_atom::value);
-        }
-        next_round(self);
-      });
 }
 
 /// Starts whatever is next once nothing is in flight: a checkpoint, the queued
@@ -335,8 +258,9 @@ void next_round(manager_t* self) {
   if (!st.checkpoint_backoff && st.processed > st.checkpointed &&
       (st.checkpoint_due || st.since_checkpoint >= std::max<uint64_t>(st.opts.checkpoint_every, 1)))
     return write_checkpoint(self);
-  if (!st.queued.empty()) {
+  if (!st.queued.empty() || !st.admin.empty()) {
     apply_outcomes(self);
+    run_admin(self);
     return store_round(self, 0);
   }
   if (!st.restart_feed && !st.retry_scheduled && st.feed->paused()) st.feed->resume();
@@ -345,7 +269,8 @@ void next_round(manager_t* self) {
 /// The feed hands over the next events in position order.
 uint64_t deliver(manager_t* self, const std::vector<const envelope*>& events, uint64_t through) {
   auto& st = self->state;
-  if (st.busy || st.restart_feed || st.retry_scheduled) return st.processed; // again later
+  if (st.busy || st.restart_feed || st.retry_scheduled) // again later
+    return events.empty() ? st.processed : events.front()->position - 1;
   apply_outcomes(self);
   uint64_t consumed = through;
   for (auto* e : events) {
@@ -353,6 +278,8 @@ uint64_t deliver(manager_t* self, const std::vector<const envelope*>& events, ui
       consumed = e->position - 1;
       break;
     }
+    if (e->position <= st.rescan_through) st.rescan_next = e->position + 1;
+    if (e->position <= st.processed) continue;
     if (e->stream.category != st.model->category() && e->stream != st.checkpoint_stream &&
         st.since_checkpoint++ == 0 && !st.checkpoint_timer) {
       st.checkpoint_timer = true;
@@ -382,24 +309,6 @@ std::unique_ptr<feed_cursor> follow_events(manager_t* self, caf::actor feed,
     });
 }
 
-/// The last stored checkpoint (position 0 and no instances if none).
-saga_checkpoint load_checkpoint(const saga_manager_state& st) {
-  auto version = st.store->stream_version(st.checkpoint_stream);
-  if (version && *version > 0) {
-    auto last = st.store->read_stream(st.checkpoint_stream, *version, 1);
-    if (last && !last->empty()) {
-      auto cp = decode<saga_checkpoint>(last->front().payload);
-      if (cp) return std::move(*cp);
-      log().error("saga {}: ignoring a corrupt checkpoint: {}", st.model->name(),
-                  cp.error().describe());
-    }
-  }
-  if (!version)
-    log().error("saga {}: cannot read its checkpoint ({}); starting from the first event",
-                st.model->name(), version.error().describe());
-  return {};
-}
-
 caf::behavior saga_manager(manager_t* self, std::shared_ptr<const saga_model> model,
                            saga_options opts, std::shared_ptr<journal> store,
                            caf::actor journal_actor, caf::actor feed, feed_options feed_opts,
@@ -413,10 +322,18 @@ caf::behavior saga_manager(manager_t* self, std::shared_ptr<const saga_model> mo
   st.checkpoint_stream = saga_checkpoint_stream(st.model->name());
   auto cp = load_checkpoint(st);
   st.processed = st.checkpointed = cp.position;
-  st.to_reload.insert(cp.open.begin(), cp.open.end());
+  for (auto& key : cp.reload) st.to_reload.emplace(key, 0);
+  if (cp.low_water > 0) {
+    st.find_open_through = st.store->head_position();
+    if (cp.low_water <= cp.position) {
+      st.rescan_next = cp.low_water;
+      st.rescan_through = cp.position;
+    }
+  }
   st.feed = follow_events(self, std::move(feed), feed_opts);
-  // The first retry loads the open instances (re-sending their pending commands)
-  // and starts reading after the checkpoint.
+  // The first retry loads the parked instances and starts reading: from the low-water
+  // mark up to the checkpoint only to find the open instances (which are loaded, their
+  // pending commands sent again), then on after the checkpoint.
   st.restart_feed = true;
   st.retry_scheduled = true;
   self->send(self, again_atom::value);
@@ -429,16 +346,21 @@ caf::behavior saga_manager(manager_t* self, std::shared_ptr<const saga_model> mo
       auto& st = self->state;
       st.retry_scheduled = false;
       if (st.busy) return schedule_retry(self);
-      auto keys = std::vector<std::string>(st.to_reload.begin(), st.to_reload.end());
+      park_waiting(self);
+      std::vector<std::string> keys;
+      for (auto& kv : st.to_reload) keys.push_back(kv.first);
       for (auto& key : keys)
-        if (auto* p = get_or_load(self, key); p && (p->finished() || p->empty()))
+        if (!st.to_reload.count(key)) continue; // parked meanwhile
+        else if (auto* p = get_or_load(self, key);
+                 p && (p->finished() || p->empty()) && !p->has_append())
           st.live.erase(key);
       if (st.retry_scheduled) return; // a load failed: the store is not back yet
       if (st.restart_feed) {
         st.restart_feed = false;
-        st.feed->start(st.processed + 1);
+        bool rescanning = st.rescan_next > 0 && st.rescan_next <= st.rescan_through;
+        st.feed->start(rescanning ? st.rescan_next : st.processed + 1);
       }
-      next_round(self);
+      store_round(self, 0); // what the loads and parks recorded; then the next round
     },
     [self](sweep_atom) {
       auto& st = self->state;
@@ -472,21 +394,43 @@ caf::behavior saga_manager(manager_t* self, std::shared_ptr<const saga_model> mo
       saga_status s;
       s.processed = st.processed;
       s.checkpointed = st.checkpointed;
-      s.open = st.live.size() + st.to_reload.size();
-      for (auto& kv : st.live) s.pending_steps += kv.second->pending_steps();
+      s.open = st.to_reload.size();
+      for (auto& kv : st.live) {
+        if (kv.second->parked()) {
+          ++s.parked;
+        } else {
+          ++s.open;
+          s.pending_steps += kv.second->pending_steps();
+        }
+      }
       s.rounds_failed = st.rounds_failed;
       return s;
+    },
+    [self](saga_parked_atom) { return list_parked(self->state); },
+    [self](saga_retry_atom, std::string& key) {
+      auto& st = self->state;
+      auto answer = self->make_response_promise();
+      st.admin.push_back(admin_request{false, std::move(key), {}, answer});
+      next_round(self);
+      return answer;
+    },
+    [self](saga_close_atom, std::string& key, std::string& reason) {
+      auto& st = self->state;
+      auto answer = self->make_response_promise();
+      st.admin.push_back(admin_request{true, std::move(key), std::move(reason), answer});
+      next_round(self);
+      return answer;
     },
   };
 }
 
-} // namespace
+} // namespace saga_detail
 
 caf::actor spawn_saga_manager(caf::actor_system& sys, std::shared_ptr<const saga_model> model,
                               saga_options opts, std::shared_ptr<journal> store,
                               caf::actor journal_actor, caf::actor feed, feed_options feed_opts,
                               saga_command_sender send) {
-  return sys.spawn(saga_manager, std::move(model), opts, std::move(store),
+  return sys.spawn(saga_detail::saga_manager, std::move(model), opts, std::move(store),
                    std::move(journal_actor), std::move(feed), feed_opts, std::move(send));
 }
 

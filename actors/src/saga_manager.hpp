@@ -6,15 +6,21 @@
 
 #include <caf/actor.hpp>
 #include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/atom.hpp>
 #include <caf/fwd.hpp>
 
 #include "cairn/journal.hpp"
 #include "cairn/node.hpp"
 #include "cairn/node_options.hpp"
+#include "cairn/saga_admin.hpp"
 #include "cairn/saga_model.hpp"
 #include "cairn/saga_options.hpp"
 
 namespace cairn {
+
+using saga_parked_atom = caf::atom_constant<caf::atom("sagaparked")>;
+using saga_retry_atom = caf::atom_constant<caf::atom("sagaunpark")>;
+using saga_close_atom = caf::atom_constant<caf::atom("sagaclose")>;
 
 /// How the manager sends a command: the node's command path (node::send_command).
 using saga_command_sender = std::function<void(command_message, reply_handler)>;
@@ -22,7 +28,9 @@ using saga_command_sender = std::function<void(command_message, reply_handler)>;
 /// Spawns the manager of saga `model`: it resumes from its checkpoint in `store`
 /// (appending through `journal_actor`), follows the event feed `feed`, routes
 /// events to instances by correlation key, and sends their commands with `send`.
-/// Answers (get_atom) with a saga_status.
+/// Answers get_atom with a saga_status, saga_parked_atom with its parked instances
+/// (std::vector<parked_saga>), (saga_retry_atom, key) and (saga_close_atom, key,
+/// reason) with true once done (or an error: not_found if no such instance is parked).
 caf::actor spawn_saga_manager(caf::actor_system& sys, std::shared_ptr<const saga_model> model,
                               saga_options opts, std::shared_ptr<journal> store,
                               caf::actor journal_actor, caf::actor feed, feed_options feed_opts,
@@ -32,3 +40,4 @@ caf::actor spawn_saga_manager(caf::actor_system& sys, std::shared_ptr<const saga
 
 // Local only: the status answer never leaves the process.
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cairn::saga_status)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<cairn::parked_saga>)

@@ -6,6 +6,8 @@
 #include <memory>
 
 #include <caf/actor.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/atom.hpp>
 #include <caf/fwd.hpp>
 
 #include "cairn/aggregate_model.hpp"
@@ -13,6 +15,7 @@
 #include "cairn/journal.hpp"
 #include "cairn/node.hpp"
 #include "cairn/node_options.hpp"
+#include "cairn/parked_event.hpp"
 #include "cairn/snapshot_store.hpp"
 #include "cairn/projection.hpp"
 
@@ -48,9 +51,19 @@ caf::actor spawn_projection(caf::actor_system& sys, std::shared_ptr<const projec
                             projection_options options, feed_options feed_opts,
                             std::chrono::nanoseconds query_timeout);
 
+/// An event subscription's dead letters: parked_events_atom lists them (a
+/// std::vector<parked_event>); (retry_parked_atom) calls the handler again on each,
+/// in order, and answers with those still parked; (discard_parked_atom, position)
+/// drops one (answers true, or not_found).
+using parked_events_atom = caf::atom_constant<caf::atom("parkedevts")>;
+using retry_parked_atom = caf::atom_constant<caf::atom("retryparkd")>;
+using discard_parked_atom = caf::atom_constant<caf::atom("dropparked")>;
+
 /// An event subscription: calls `handler` for each event matching `filter`, at least
 /// once, after the position stored in `checkpoints` under "notification-<subscription>",
-/// or, with none stored (or no `checkpoints`), after position `start_after`.
+/// or, with none stored (or no `checkpoints`), after position `start_after`. After
+/// options.max_attempts failures on one event it parks the event (stored under
+/// "notification_parked-<subscription>") and goes on.
 caf::actor spawn_notification(caf::actor_system& sys, std::string subscription,
                               event_filter filter, event_handler handler,
                               notification_options options, uint64_t start_after,
@@ -59,3 +72,6 @@ caf::actor spawn_notification(caf::actor_system& sys, std::string subscription,
 
 
 } // namespace cairn
+
+// Local only: parked events are listed in-process.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<cairn::parked_event>)

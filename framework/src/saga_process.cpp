@@ -60,8 +60,16 @@ saga_process::load(const journal& store, std::shared_ptr<const saga_model> model
   if (auto ok = p->stream_.validate(); !ok) return ok.error();
   auto events = read_stream_all(store, p->stream_);
   if (!events) return events.error();
-  for (auto& e : *events)
-    if (auto ok = p->replay(e); !ok) return ok.error();
+  error broken;
+  for (auto& e : *events) {
+    auto ok = p->replay(e);
+    if (ok) continue;
+    if (is_corrupt(ok.error()) && e.type.compare(0, 6, "cairn.") == 0) return ok.error();
+    if (!p->broken_) broken = ok.error(); // its state is unusable from here on
+    p->broken_ = true;
+  }
+  if (p->broken_ && !p->closed_ && !p->parked_)
+    p->park(error{errc::corrupt, "the saga cannot replay its own stream: " + broken.message()});
   return p;
 }
 
@@ -90,6 +98,7 @@ expected<void> saga_process::replay(const envelope& e) {
   if (auto p = e.meta.find(position_key()))
     last_position_ = std::max<uint64_t>(last_position_, std::strtoull(p->c_str(), nullptr, 10));
   version_ = e.version;
+  stored_position_ = e.position;
   if (e.type == schema_of<saga_sent>().name) {
     auto r = decode_record<saga_sent>(e);
     if (!r) return r.error();
@@ -120,6 +129,41 @@ expected<void> saga_process::replay(const envelope& e) {
     auto r = decode_record<saga_failed>(e);
     if (!r) return r.error();
     pending_.erase(r->step_id);
+    next_step_id_ = std::max(next_step_id_, r->step_id + 1); // an invalid step was never sent
+    return {};
+  }
+  if (e.type == schema_of<saga_parked>().name) {
+    auto r = decode_record<saga_parked>(e);
+    if (!r) return r.error();
+    if (r->position > 0) held_.push_back(r->position);
+    parked_ = std::move(*r);
+    retry_requested_ = false;
+    return {};
+  }
+  if (e.type == schema_of<saga_held>().name) {
+    auto r = decode_record<saga_held>(e);
+    if (!r) return r.error();
+    held_.push_back(r->position);
+    return {};
+  }
+  if (e.type == schema_of<saga_retry_requested>().name) {
+    if (auto r = decode_record<saga_retry_requested>(e); !r) return r.error();
+    retry_requested_ = true;
+    return {};
+  }
+  if (e.type == schema_of<saga_resumed>().name) {
+    if (auto r = decode_record<saga_resumed>(e); !r) return r.error();
+    parked_.reset();
+    held_.clear();
+    retry_requested_ = false;
+    return {};
+  }
+  if (e.type == schema_of<saga_closed>().name) {
+    if (auto r = decode_record<saga_closed>(e); !r) return r.error();
+    closed_ = true;
+    parked_.reset();
+    held_.clear();
+    pending_.clear();
     return {};
   }
   if (e.type == schema_of<saga_retried>().name) {
@@ -128,6 +172,7 @@ expected<void> saga_process::replay(const envelope& e) {
     if (auto it = pending_.find(r->step_id); it != pending_.end()) ++it->second.attempts;
     return {};
   }
+  if (broken_) return {}; // its state is unusable: only the runtime records count
   return instance_->replay(e);
 }
 
@@ -145,10 +190,22 @@ void saga_process::record_runtime(const T& rec, const std::string& cause, uint64
 }
 
 expected<void> saga_process::absorb(saga_effects effects, const std::string& cause,
-                                    uint64_t position, const journal& store) {
+                                    uint64_t position, const journal& store, bool compensating) {
   for (auto& ev : effects.events) record(std::move(ev), cause, position);
+  std::vector<std::pair<uint64_t, saga_failure>> invalid;
   for (auto& c : effects.commands) {
-    if (auto ok = c.command.target.validate(); !ok) return ok.error();
+    if (auto ok = c.command.target.validate(); !ok) {
+      // A command that cannot be sent fails at once, like a rejected one. One decided
+      // while handling a failure would only fail again: the caller parks the instance.
+      error why{errc::invalid_argument, std::string{model_->name()} + " saga step \"" + c.step +
+                                          "\": " + ok.error().message()};
+      if (compensating) return why;
+      auto id = next_step_id_++;
+      record_runtime(saga_failed{id, static_cast<uint8_t>(why.code()), why.message()}, cause,
+                     position);
+      invalid.emplace_back(id, saga_failure{c.step, c.command.target, why, 1});
+      continue;
+    }
     auto version = store.stream_version(c.command.target);
     if (!version) return version.error();
     auto id = next_step_id_++;
@@ -166,12 +223,27 @@ expected<void> saga_process::absorb(saga_effects effects, const std::string& cau
     pending_.emplace(id, std::move(s));
     after_commit_.push_back(id);
   }
+  for (auto& [id, f] : invalid) {
+    auto more = instance_->on_rejected(f);
+    if (!more) return more.error();
+    if (auto ok = absorb(std::move(*more), command_id(id), 0, store, true); !ok) return ok;
+  }
   return {};
 }
 
 expected<void> saga_process::on_event(const envelope& e, const journal& store) {
-  if (e.position <= last_position_) return {};
+  if (e.position <= last_position_ || closed_) return {};
   last_position_ = e.position;
+  if (parked_) {
+    held_.push_back(e.position);
+    record_runtime(saga_held{e.position}, event_id(e), e.position);
+    return {};
+  }
+  inputs_.push_back(e.position);
+  return process(e, store);
+}
+
+expected<void> saga_process::process(const envelope& e, const journal& store) {
   auto cause = event_id(e);
   if (auto id = e.meta.find(command_key())) {
     auto prefix = stream_.str() + "#";
@@ -183,7 +255,62 @@ expected<void> saga_process::on_event(const envelope& e, const journal& store) {
   if (!model_->reads(e.type)) return {};
   auto effects = instance_->react(e);
   if (!effects) return effects.error();
-  return absorb(std::move(*effects), cause, e.position, store);
+  return absorb(std::move(*effects), cause, e.position, store, false);
+}
+
+void saga_process::park(const error& why, const std::vector<uint64_t>& inputs) {
+  saga_parked rec{static_cast<uint8_t>(why.code()), why.message(), 0};
+  std::vector<uint64_t> hold;
+  for (auto pos : inputs)
+    if (pos > last_position_ && (hold.empty() || pos > hold.back())) hold.push_back(pos);
+  if (!hold.empty()) rec.position = hold.front();
+  parked_ = rec;
+  retry_requested_ = false;
+  record_runtime(rec, key_, rec.position);
+  for (size_t i = 0; i < hold.size(); ++i) {
+    if (i > 0) record_runtime(saga_held{hold[i]}, key_, hold[i]);
+    held_.push_back(hold[i]);
+    last_position_ = hold[i];
+  }
+}
+
+expected<void> saga_process::unpark(const journal& store) {
+  if (!parked_) return {};
+  if (broken_) return error{errc::corrupt, parked_->reason};
+  record_runtime(saga_resumed{}, key_, 0);
+  parked_.reset();
+  retry_requested_ = false;
+  std::vector<uint64_t> waiting;
+  for (auto& kv : pending_) waiting.push_back(kv.first);
+  auto held = std::move(held_);
+  held_.clear();
+  for (auto pos : held) {
+    auto ev = store.read_all(pos, 1);
+    if (!ev) return ev.error();
+    if (ev->empty() || ev->front().position != pos)
+      return error{errc::not_found, "the held input at position " + std::to_string(pos) +
+                                      " is not in the store"};
+    if (auto ok = process(ev->front(), store); !ok) return ok;
+  }
+  // Its steps pending since before it was parked go again, as after a restart.
+  for (auto id : waiting)
+    if (auto it = pending_.find(id); it != pending_.end()) {
+      it->second.awaiting_event = false;
+      it->second.command.expected_version = it->second.recorded_version;
+      after_commit_.push_back(id);
+    }
+  return {};
+}
+
+void saga_process::close(std::string reason) {
+  record_runtime(saga_closed{std::move(reason)}, key_, 0);
+  closed_ = true;
+  parked_.reset();
+  held_.clear();
+  pending_.clear();
+  after_commit_.clear();
+  ready_.clear();
+  delayed_.clear();
 }
 
 saga_dispatch saga_process::dispatch(uint64_t step_id, pending_step& step) {
@@ -204,17 +331,17 @@ expected<void> saga_process::fail(std::map<uint64_t, pending_step>::iterator it,
       record_runtime(saga_retried{step_id}, cause, 0);
       ++it->second.attempts;
       after_commit_.push_back(step_id);
-      return absorb(std::move(*effects), cause, 0, store);
+      return absorb(std::move(*effects), cause, 0, store, true);
     }
     pending_.erase(it);
     record_runtime(saga_failed{step_id, static_cast<uint8_t>(why.code()), why.message()}, cause, 0);
-    return absorb(std::move(*effects), cause, 0, store);
+    return absorb(std::move(*effects), cause, 0, store, true);
   }
   pending_.erase(it);
   record_runtime(saga_failed{step_id, static_cast<uint8_t>(why.code()), why.message()}, cause, 0);
   auto effects = instance_->on_rejected(f);
   if (!effects) return effects.error();
-  return absorb(std::move(*effects), cause, 0, store); // retry means nothing after a rejection
+  return absorb(std::move(*effects), cause, 0, store, true); // retry means nothing here
 }
 
 expected<void> saga_process::resolve_conflict(std::map<uint64_t, pending_step>::iterator it,
@@ -239,7 +366,8 @@ expected<void> saga_process::on_reply(uint64_t step_id, uint64_t send_seq,
                                       const expected<command_reply>& reply,
                                       const journal& store) {
   auto it = pending_.find(step_id);
-  if (it == pending_.end() || it->second.send_seq != send_seq || it->second.awaiting_event)
+  if (parked_ || it == pending_.end() || it->second.send_seq != send_seq ||
+      it->second.awaiting_event)
     return {};
   if (reply) {
     if (reply->events > 0) {
@@ -265,7 +393,8 @@ expected<void> saga_process::on_reply(uint64_t step_id, uint64_t send_seq,
 expected<void> saga_process::on_timeout(uint64_t step_id, uint64_t send_seq,
                                         const journal& store) {
   auto it = pending_.find(step_id);
-  if (it == pending_.end() || it->second.send_seq != send_seq || it->second.awaiting_event)
+  if (parked_ || it == pending_.end() || it->second.send_seq != send_seq ||
+      it->second.awaiting_event)
     return {};
   return fail(it,
               error{errc::timeout, "no reply from " + it->second.command.target.str() + " in time"},
@@ -274,13 +403,15 @@ expected<void> saga_process::on_timeout(uint64_t step_id, uint64_t send_seq,
 
 void saga_process::resend(uint64_t step_id, uint64_t send_seq) {
   auto it = pending_.find(step_id);
-  if (it == pending_.end() || it->second.send_seq != send_seq || it->second.awaiting_event)
+  if (parked_ || it == pending_.end() || it->second.send_seq != send_seq ||
+      it->second.awaiting_event)
     return;
   ready_.push_back(dispatch(step_id, it->second));
 }
 
 std::vector<saga_dispatch> saga_process::resume() {
   std::vector<saga_dispatch> out;
+  if (parked_ || closed_) return out;
   for (auto& [id, s] : pending_) {
     s.awaiting_event = false;
     s.command.expected_version = s.recorded_version;
@@ -295,11 +426,13 @@ append_request saga_process::take_append() {
   req.expected_version = version_;
   req.events = std::move(unflushed_);
   unflushed_.clear();
+  inputs_.clear();
   return req;
 }
 
 void saga_process::committed(const append_result& r) {
   version_ = r.last_version;
+  stored_position_ = r.last_position;
   for (auto id : after_commit_)
     if (auto it = pending_.find(id); it != pending_.end() && !it->second.awaiting_event)
       ready_.push_back(dispatch(id, it->second));

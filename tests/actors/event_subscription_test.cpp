@@ -147,7 +147,7 @@ TEST_CASE("a throwing handler gets the same event again and the events after it 
   REQUIRE(n->execute<bank::account>("t", bank::deposit{1}));
 }
 
-TEST_CASE("after max_attempts a failing event is skipped and delivery goes on") {
+TEST_CASE("after max_attempts a failing event is parked and delivery goes on") {
   std::mutex m;
   std::vector<uint64_t> calls;
   counter handled;

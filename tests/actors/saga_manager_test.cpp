@@ -295,7 +295,7 @@ struct fragile_saga {
 
 } // namespace
 
-TEST_CASE("a saga that throws on one event skips it and goes on with the others") {
+TEST_CASE("a saga that throws on one event parks that instance and goes on with the others") {
   test_node n;
   REQUIRE(n->register_aggregate<bank::account>());
   REQUIRE(n->register_saga<fragile_saga>());
@@ -305,11 +305,17 @@ TEST_CASE("a saga that throws on one event skips it and goes on with the others"
     auto s = load_saga_state<fragile_saga>(n.store(), "good");
     return s && s->seen;
   }));
-  REQUIRE(stream(n.store(), "saga_fragile", "bad").empty());
   REQUIRE(eventually([&] {
     auto s = n->saga_status_of<fragile_saga>();
-    return s && s->open == 0;
+    return s && s->open == 0 && s->parked == 1;
   }));
+  auto bad = stream(n.store(), "saga_fragile", "bad");
+  REQUIRE(bad.size() == 1);
+  REQUIRE(bad.front().type == "cairn.saga_parked");
+  auto parked = n->parked_sagas("fragile");
+  REQUIRE(parked);
+  REQUIRE(parked->size() == 1);
+  REQUIRE(parked->front().reason == "fragile saga react threw: a bug in the saga");
 }
 
 // --- A step that times out --------------------------------------------------------

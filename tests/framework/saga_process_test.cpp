@@ -289,3 +289,89 @@ TEST_CASE("load_saga_state replays a stored instance") {
   REQUIRE(fresh);
   REQUIRE(fresh->at == bank::transfer_saga::phase::idle);
 }
+
+// --- Parking ------------------------------------------------------------------------
+
+namespace {
+
+struct odd_started {};
+inline auto describe(type<odd_started>) { return schema<odd_started>("odd_started", 1); }
+
+/// Sends a deposit to an account whose id it takes from the event; with `bad` set,
+/// to an empty id; its on_rejected compensates with the same mistake.
+struct careless_saga {
+  static constexpr std::string_view name = "careless";
+  using event_type = std::variant<odd_started>;
+  using input_type = std::variant<bank::opened>;
+  using decision = saga_decision<event_type>;
+  static inline bool bad_compensation = false;
+  bool started = false;
+  static std::string correlate(const envelope& e, const bank::opened&) { return e.stream.id; }
+  decision react(const envelope&, const bank::opened&) const {
+    return decision{odd_started{}}.send<bank::account>("first", "", bank::deposit{1});
+  }
+  decision on_rejected(const saga_failure&) const {
+    if (bad_compensation) return decision{}.send<bank::account>("undo", "", bank::deposit{1});
+    return nothing;
+  }
+  bool done() const { return started; }
+  void apply(const odd_started&) { started = true; }
+};
+
+} // namespace
+
+TEST_CASE("an invalid command fails at once into on_rejected; one decided there is an error") {
+  auto store = make_memory_journal();
+  auto model = make_saga_model<careless_saga>();
+  auto opened = append<bank::account>(*store, "c1", bank::opened{"o"});
+  careless_saga::bad_compensation = false;
+  auto p = load(*store, model, "c1");
+  REQUIRE(p->on_event(opened, *store));
+  auto req = p->take_append();
+  REQUIRE(types_of(req) == std::vector<std::string>{"odd_started", "cairn.saga_failed"});
+  REQUIRE(p->pending_steps() == 0);
+  REQUIRE(p->finished());
+
+  careless_saga::bad_compensation = true;
+  auto q = load(*store, model, "c2");
+  auto opened2 = append<bank::account>(*store, "c2", bank::opened{"o"});
+  auto failed = q->on_event(opened2, *store);
+  careless_saga::bad_compensation = false;
+  REQUIRE_FALSE(failed);
+  REQUIRE(is_invalid_argument(failed.error()));
+  REQUIRE(failed.error().message().find("\"undo\"") != std::string::npos);
+}
+
+TEST_CASE("a parked process holds its inputs, survives a reload, and unparks or closes") {
+  transfer_fixture f;
+  auto fresh = load(*f.store, f.model, "t1");
+  fresh->park(error{errc::invalid_argument, "react threw"}, {f.requested.position});
+  REQUIRE(fresh->parked());
+  REQUIRE(fresh->resume().empty()); // sends nothing while parked
+  auto later = append<bank::account>(*f.store, "a", bank::deposited{1});
+  REQUIRE(fresh->on_event(later, *f.store)); // held, not processed
+  auto req = fresh->take_append();
+  REQUIRE(types_of(req) == std::vector<std::string>{"cairn.saga_parked", "cairn.saga_held"});
+  REQUIRE(f.store->append_one(std::move(req)));
+
+  auto again = load(*f.store, f.model, "t1");
+  REQUIRE(again->parked());
+  REQUIRE(again->park_reason()->reason == "react threw");
+  REQUIRE(again->held() == std::vector<uint64_t>{f.requested.position, later.position});
+  REQUIRE_FALSE(again->finished());
+  REQUIRE(again->unpark(*f.store));
+  REQUIRE_FALSE(again->parked());
+  auto sent = commit(*f.store, *again); // the held request is processed: the debit goes
+  REQUIRE(sent.size() == 1);
+  REQUIRE(sent.front().command.type == "withdraw");
+  auto resumed = load(*f.store, f.model, "t1");
+  REQUIRE_FALSE(resumed->parked());
+  REQUIRE(resumed->pending_steps() == 1);
+
+  auto other = load(*f.store, f.model, "t9");
+  other->park(error{errc::corrupt, "x"});
+  other->close("by hand");
+  REQUIRE(other->finished());
+  REQUIRE(f.store->append_one(other->take_append()));
+  REQUIRE(load(*f.store, f.model, "t9")->finished());
+}

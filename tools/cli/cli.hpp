@@ -123,5 +123,6 @@ int run_verify(context& ctx, std::vector<std::string> args);
 int run_export(context& ctx, std::vector<std::string> args);
 int run_import(context& ctx, std::vector<std::string> args);
 int run_state(context& ctx, std::vector<std::string> args);
+int run_sagas(context& ctx, std::vector<std::string> args);
 
 } // namespace cairn::cli

@@ -30,6 +30,7 @@ Subcommands:
   import FILE|-           append events from JSON lines (the format export writes)
   state STREAM            an aggregate's state as JSON, as of a version or a time
                           (in programs that register their aggregate types)
+  sagas failed            parked saga instances; `sagas retry|close SAGA KEY` answers one
 
 Options:
   --data DIR              the data folder (default ./data; a node folder's events/ is
@@ -50,7 +51,7 @@ struct subcommand {
 constexpr subcommand subcommands[] = {
   {"streams", run_streams}, {"read", run_read},     {"tail", run_tail},     {"stats", run_stats},
   {"verify", run_verify},   {"export", run_export}, {"import", run_import},
-  {"state", run_state},
+  {"state", run_state},      {"sagas", run_sagas},
 };
 
 int usage(const std::string& where, const std::string& message) {

@@ -16,8 +16,10 @@
 #include "cairn/event_filter.hpp"
 #include "cairn/journal.hpp"
 #include "cairn/node_options.hpp"
+#include "cairn/parked_event.hpp"
 #include "cairn/projection.hpp"
 #include "cairn/query.hpp"
+#include "cairn/saga_admin.hpp"
 #include "cairn/saga_model.hpp"
 #include "cairn/saga_options.hpp"
 #include "cairn/snapshot_store.hpp"
@@ -149,6 +151,19 @@ public:
   }
   expected<saga_status> saga_status_of(const std::string& name);
 
+  /// Saga `name`'s parked instances (saga_records.hpp's saga_parked): those whose
+  /// decision could not be carried out. Each waits, durably, for an operator to
+  /// retry it (once the cause is fixed, usually by a new build and a restart) or to
+  /// close it. Blocks briefly. Errors: not_found (unregistered), unavailable.
+  expected<std::vector<parked_saga>> parked_sagas(const std::string& name);
+  /// Retries parked instance `key`: it is loaded afresh, processes the inputs it
+  /// held, and sends its pending commands again. Errors: not_found (no such saga or
+  /// parked instance), unavailable, or the retry's own failure (it stays parked).
+  expected<void> retry_saga(const std::string& name, const std::string& key);
+  /// Closes parked instance `key` for good: it counts as finished. Errors as above.
+  expected<void> close_saga(const std::string& name, const std::string& key,
+                            std::string reason = "closed by an operator");
+
   /// Calls `handler` for every committed event that matches `filter`, at least once,
   /// in position order, on an actor of its own. Delivery resumes after the position
   /// stored under "notification-<name>" in the node's snapshot store; with no stored
@@ -156,13 +171,23 @@ public:
   /// stored after handling, so a crash may deliver again what was handled since
   /// (never skip it). A handler that throws gets the same event again, after a
   /// backoff, until it succeeds or opts.max_attempts is reached (then the event is
-  /// logged and skipped). Errors: invalid_argument (name already subscribed, empty
+  /// parked with the reason: parked_events lists it, retry_parked_events retries it). Errors: invalid_argument (name already subscribed, empty
   /// name or one with control characters, or an empty handler), unavailable (stopped).
   expected<void> subscribe_events(std::string name, event_filter filter, event_handler handler,
                                   notification_options opts = {});
 
   /// Stops the subscription `name` (storing its position). Errors: not_found.
   expected<void> unsubscribe_events(const std::string& name);
+
+  /// The events subscription `name` gave up on (notification_options::max_attempts),
+  /// oldest first, with what the handler threw. Kept in the node's snapshot store
+  /// (in memory only without one). Errors: not_found, unavailable.
+  expected<std::vector<parked_event>> parked_events(const std::string& name);
+  /// Calls the handler again on each parked event, in order (after a fix); returns
+  /// those that still fail, which stay parked. Errors: not_found, unavailable.
+  expected<std::vector<parked_event>> retry_parked_events(const std::string& name);
+  /// Drops the parked event at `position` for good. Errors: not_found, unavailable.
+  expected<void> discard_parked_event(const std::string& name, uint64_t position);
 
   /// What the event feed that projections and subscriptions follow holds and has
   /// done. Blocks briefly; do not call from inside an actor. Errors: unavailable.

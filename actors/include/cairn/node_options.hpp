@@ -48,8 +48,8 @@ struct notification_options {
   /// up to retry_max_delay.
   std::chrono::nanoseconds retry_delay = std::chrono::milliseconds{10};
   std::chrono::nanoseconds retry_max_delay = std::chrono::seconds{1};
-  /// Give up on an event after this many failed attempts: log it and go on with the
-  /// next (0: never give up; the subscription waits on that event).
+  /// Give up on an event after this many failed attempts: park it (node::parked_events)
+  /// and go on with the next (0: never give up; the subscription waits on that event).
   uint32_t max_attempts = 0;
 };
 

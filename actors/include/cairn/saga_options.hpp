@@ -29,8 +29,10 @@ struct saga_options {
 struct saga_status {
   uint64_t processed = 0;    ///< every event up to this position is processed and its effects stored
   uint64_t checkpointed = 0; ///< the position stored in the last checkpoint
-  size_t open = 0;           ///< instances not finished (in memory)
-  size_t pending_steps = 0;  ///< commands sent and not yet known applied or failed
+  size_t open = 0;           ///< instances not finished and not parked
+  size_t parked = 0;         ///< parked instances (node::parked_sagas lists them)
+  size_t pending_steps = 0;  ///< commands sent and not yet known applied or failed (of
+                             ///< instances not parked: a parked one re-sends on retry)
   uint64_t rounds_failed = 0; ///< processing rounds whose store write failed (then retried)
 };
 

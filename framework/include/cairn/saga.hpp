@@ -41,9 +41,21 @@
 //    someone else wrote, so it re-sends at the new version). This needs no
 //    deduplication table in the aggregates and no change to them.
 //  - Each instance stores the position of the last input it processed, and the
-//    manager checkpoints its position in the log: after a restart it re-reads from
-//    the checkpoint, and instances skip inputs they already processed. Nothing is
-//    lost and nothing is applied twice.
+//    manager checkpoints its position in the log plus a low-water mark (no instance
+//    list, so a checkpoint stays a few bytes with any number of instances open):
+//    after a restart it re-reads its instances' streams from the low-water mark to
+//    find the open ones, then the log from the checkpoint, and instances skip inputs
+//    they already processed. Nothing is lost and nothing is applied twice.
+//  - Nothing is skipped and nothing spins. A command whose target is not a valid
+//    stream id fails at once and goes to on_rejected with invalid_argument. A
+//    decision that cannot be carried out (react, on_rejected or on_timeout throws, an
+//    event its apply cannot take, an invalid command decided while compensating, a
+//    write the store refuses) parks the instance: a durable "cairn.saga_parked"
+//    record with the reason, the input it failed on held for later, and later inputs
+//    held too. Other instances go on. node::parked_sagas and `cairn sagas failed`
+//    list parked instances; node::retry_saga (or `cairn sagas retry` plus a restart)
+//    loads one afresh, after the fix, and processes what it held; close_saga (or
+//    `cairn sagas close`) ends it. Transient store errors are retried instead.
 //  - A timed-out command may still be applied later. If the saga compensates on a
 //    timeout instead of retrying, the late command's events still reach react() as
 //    inputs (routed by their command id), so the saga can react to them too.

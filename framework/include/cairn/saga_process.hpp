@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -13,80 +14,10 @@
 
 #include "cairn/journal.hpp"
 #include "cairn/saga_model.hpp"
+#include "cairn/saga_records.hpp"
 #include "cairn/schema.hpp"
 
 namespace cairn {
-
-// Runtime records, stored in a saga's stream beside its own events. Their type names
-// start with "cairn.", which saga events may not use.
-
-/// A command was decided and is about to be sent (stored before it is sent).
-struct saga_sent {
-  uint64_t step_id = 0;
-  std::string step;
-  std::string target; ///< the aggregate's stream name
-  std::string type;
-  uint32_t schema_version = 1;
-  bytes payload;
-  uint64_t expected_version = 0; ///< the target's version when it was decided
-  std::string causation_id;
-};
-/// The step's command was applied: its first event is at `position` (0: it was an
-/// accepted no-op, which stores nothing).
-struct saga_done {
-  uint64_t step_id = 0;
-  uint64_t position = 0;
-};
-/// The step failed for good (rejected, or timed out and the saga gave up on it).
-struct saga_failed {
-  uint64_t step_id = 0;
-  uint8_t code = 0; ///< a cairn::errc
-  std::string reason;
-};
-/// The saga chose to send the step's command again after a timeout.
-struct saga_retried {
-  uint64_t step_id = 0;
-};
-/// The saga manager's durable position: every event up to `position` is processed,
-/// and `open` are the keys of the instances not finished then.
-struct saga_checkpoint {
-  uint64_t position = 0;
-  std::vector<std::string> open;
-};
-
-inline auto describe(type<saga_sent>) {
-  return schema<saga_sent>(
-    "cairn.saga_sent", 1, field("step_id", &saga_sent::step_id), field("step", &saga_sent::step),
-    field("target", &saga_sent::target), field("type", &saga_sent::type),
-    field("schema_version", &saga_sent::schema_version), field("payload", &saga_sent::payload),
-    field("expected_version", &saga_sent::expected_version),
-    field("causation_id", &saga_sent::causation_id));
-}
-inline auto describe(type<saga_done>) {
-  return schema<saga_done>("cairn.saga_done", 1, field("step_id", &saga_done::step_id),
-                           field("position", &saga_done::position));
-}
-inline auto describe(type<saga_failed>) {
-  return schema<saga_failed>("cairn.saga_failed", 1, field("step_id", &saga_failed::step_id),
-                             field("code", &saga_failed::code),
-                             field("reason", &saga_failed::reason));
-}
-inline auto describe(type<saga_retried>) {
-  return schema<saga_retried>("cairn.saga_retried", 1, field("step_id", &saga_retried::step_id));
-}
-inline auto describe(type<saga_checkpoint>) {
-  return schema<saga_checkpoint>("cairn.saga_checkpoint", 1,
-                                 field("position", &saga_checkpoint::position),
-                                 field("open", &saga_checkpoint::open));
-}
-
-/// The stream of saga `name`'s checkpoints: "cairn_sagas-<name>".
-inline stream_id saga_checkpoint_stream(std::string_view name) {
-  return stream_id{"cairn_sagas", std::string{name}};
-}
-
-/// Metadata key on a saga's stored events: the position of the input that caused them.
-inline constexpr std::string_view trigger_position_key = "cairn.position";
 
 /// A command to hand to the node now.
 struct saga_dispatch {
@@ -98,7 +29,11 @@ struct saga_dispatch {
 class saga_process {
 public:
   /// Loads instance `key` of `model` from `store` (its whole stream). A key with no
-  /// stream yet gives a fresh process. Errors: those of the store, corrupt.
+  /// stream yet gives a fresh process. A stream whose saga events the saga cannot
+  /// take (undecodable, or apply throws) gives a parked process (and, unless the
+  /// stream says so already, a saga_parked record waiting to be stored). Errors:
+  /// those of the store, invalid_argument (a key unusable as a stream id), corrupt
+  /// (an undecodable runtime record).
   static expected<std::unique_ptr<saga_process>> load(const journal& store,
                                                       std::shared_ptr<const saga_model> model,
                                                       std::string key);
@@ -117,8 +52,24 @@ public:
   /// True if nothing is stored or waiting to be stored: a fresh process that stayed
   /// idle can be dropped.
   bool empty() const noexcept { return version_ == 0 && unflushed_.empty(); }
-  /// The saga is done() and no command of it is pending.
-  bool finished() const { return instance_->done() && pending_.empty(); }
+  /// The saga is done() and no command of it is pending, or an operator closed it.
+  bool finished() const {
+    return closed_ || (!parked() && instance_->done() && pending_.empty());
+  }
+  /// True if it is parked (see saga_parked): it processes nothing and sends nothing
+  /// until unpark() or close().
+  bool parked() const noexcept { return parked_.has_value(); }
+  /// Why it is parked (null if it is not).
+  const saga_parked* park_reason() const noexcept { return parked_ ? &*parked_ : nullptr; }
+  /// Inputs it holds for the retry (the one it failed on first).
+  const std::vector<uint64_t>& held() const noexcept { return held_; }
+  /// An operator asked for a retry (saga_retry_requested) that is not done yet.
+  bool retry_requested() const noexcept { return parked() && retry_requested_; }
+  /// Positions of the inputs it processed since the last take_append(): if that
+  /// work is lost to an error, these are the inputs to hold when it is parked.
+  const std::vector<uint64_t>& inputs_since_flush() const noexcept { return inputs_; }
+  /// Position of the last event stored in its stream (0: none).
+  uint64_t stored_position() const noexcept { return stored_position_; }
   /// Commands sent and not yet known applied or failed.
   size_t pending_steps() const noexcept { return pending_.size(); }
   const saga_instance& instance() const noexcept { return *instance_; }
@@ -130,9 +81,24 @@ public:
   }
 
   /// Handles a committed input routed here. Skips it if at or before
-  /// last_position(). Resolves the step that caused it (if any), then runs react if
-  /// it is an input type. After an error drop the process and load it again.
+  /// last_position(); holds it if parked. Resolves the step that caused it (if any),
+  /// then runs react if it is an input type. A command decided with an invalid target
+  /// goes to on_rejected (invalid_argument) at once. After an error drop the process,
+  /// load it again, and park it (or retry later if the error is transient).
   expected<void> on_event(const envelope& e, const journal& store);
+
+  /// Parks a freshly loaded process: records saga_parked with `why`. `inputs` (those
+  /// after last_position()) are the inputs whose work was lost, held for the retry.
+  void park(const error& why, const std::vector<uint64_t>& inputs = {});
+
+  /// Retries a parked process: records saga_resumed, processes its held inputs again
+  /// in order (read from `store`), and sends its pending steps again once that is
+  /// stored. Errors as on_event (then drop it, load it again and park it again).
+  expected<void> unpark(const journal& store);
+
+  /// Closes it for good (an operator's decision): records saga_closed; pending steps
+  /// and held inputs are abandoned.
+  void close(std::string reason);
 
   /// The reply to send `send_seq` of step `step_id` (stale replies are ignored):
   /// accepted with events: wait for them to come in; accepted no-op: done;
@@ -180,8 +146,9 @@ private:
   saga_process(std::shared_ptr<const saga_model> model, std::string key);
 
   expected<void> replay(const envelope& e);
+  expected<void> process(const envelope& e, const journal& store);
   expected<void> absorb(saga_effects effects, const std::string& cause, uint64_t position,
-                        const journal& store);
+                        const journal& store, bool compensating);
   void record(event_data ev, const std::string& cause, uint64_t position);
   template <class T>
   void record_runtime(const T& rec, const std::string& cause, uint64_t position);
@@ -204,6 +171,13 @@ private:
   std::vector<uint64_t> after_commit_;
   std::vector<saga_dispatch> ready_;
   std::vector<std::pair<uint64_t, uint64_t>> delayed_;
+  uint64_t stored_position_ = 0;
+  std::optional<saga_parked> parked_;
+  std::vector<uint64_t> held_;
+  std::vector<uint64_t> inputs_;
+  bool retry_requested_ = false;
+  bool closed_ = false;
+  bool broken_ = false; ///< its own events did not replay: its state is unusable
 };
 
 /// Saga S's instance `key` as stored: replays its stream. For tests and tools.

@@ -1,0 +1,139 @@
+// The saga manager's state and the functions its two source files share:
+// saga_manager.cpp (following events, rounds of writes, commands and replies) and
+// saga_parking.cpp (parking, operator retries and closes, checkpoints).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include <caf/response_promise.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "cairn/saga_process.hpp"
+#include "event_feed.hpp"
+#include "rate_limited_log.hpp"
+#include "saga_manager.hpp"
+
+namespace cairn {
+
+/// What happened to one send of an instance's command, queued for the next round.
+struct saga_outcome {
+  enum class kind : uint8_t { reply, timeout, resend };
+  kind what = kind::reply;
+  std::string key;
+  uint64_t step_id = 0;
+  uint64_t send_seq = 0;
+  bool ok = false;
+  command_reply reply;
+  error err;
+};
+
+namespace saga_detail {
+
+using sweep_atom = caf::atom_constant<caf::atom("sagasweep")>;
+using checkpoint_atom = caf::atom_constant<caf::atom("sagacheck")>;
+using again_atom = caf::atom_constant<caf::atom("sagaretry")>;
+
+struct deadline {
+  caf::timestamp at;
+  std::string key;
+  uint64_t step_id;
+  uint64_t send_seq;
+};
+
+/// An operator's request (node::retry_saga / close_saga), run between rounds.
+struct admin_request {
+  bool close = false;
+  std::string key;
+  std::string reason;
+  caf::response_promise answer;
+};
+
+/// An instance to park once it can be loaded: why, and the inputs whose work was lost.
+struct park_order {
+  error why;
+  std::vector<uint64_t> inputs;
+};
+
+struct manager_state {
+  static inline const char* name = "cairn.saga";
+
+  std::shared_ptr<const saga_model> model;
+  saga_options opts;
+  std::shared_ptr<journal> store;
+  caf::actor journal_actor;
+  saga_command_sender send;
+  std::unique_ptr<feed_cursor> feed;
+  stream_id checkpoint_stream;
+  rate_limited_log warnings;
+
+  // Instances in memory: unfinished ones (parked ones included, see parked()).
+  std::unordered_map<std::string, std::unique_ptr<saga_process>> live;
+  // Dropped after a transient failure: load and resume. Value: its last stored position.
+  std::unordered_map<std::string, uint64_t> to_reload;
+  std::unordered_map<std::string, park_order> to_park;
+  uint64_t processed = 0;       // every event up to here is processed and its effects stored
+  uint64_t checkpointed = 0;
+  uint64_t rescan_through = 0;  // events up to here are re-read only to find open instances
+  uint64_t rescan_next = 0;     // where that re-reading is (0: not started)
+  uint64_t find_open_through = 0; // instances that stored an event up to here may be open
+  uint64_t since_checkpoint = 0; // events (not its own) processed since the last checkpoint
+  bool checkpoint_timer = false;
+  bool checkpoint_due = false;
+  bool checkpoint_backoff = false; // the last checkpoint write failed: wait for the timer
+
+  // The round in flight: instance writes (or a checkpoint write) not yet answered.
+  bool busy = false;
+  size_t outstanding = 0;
+  bool round_failed = false;
+  uint64_t round_through = 0; // the last event position the round covers (0: none)
+  std::unordered_set<std::string> touched;
+  std::vector<caf::response_promise> answer_after_round;
+
+  bool retry_scheduled = false;
+  bool restart_feed = false; // on the next retry, re-read events from processed + 1
+  uint64_t rounds_failed = 0;
+
+  std::vector<saga_outcome> queued;
+  std::vector<admin_request> admin;
+  std::deque<deadline> deadlines;
+  bool sweeping = false;
+};
+
+using manager_t = caf::stateful_actor<manager_state>;
+
+inline bool transient(const error& e) { return is_unavailable(e) || is_timeout(e); }
+
+// saga_manager.cpp
+void next_round(manager_t* self);
+void schedule_retry(manager_t* self);
+void store_round(manager_t* self, uint64_t through);
+saga_process* get_or_load(manager_t* self, const std::string& key, error* why = nullptr);
+
+// saga_parking.cpp
+/// Parks instance `key` (loaded afresh from the store) after a non-transient error;
+/// `inputs` are the inputs whose work was lost with its in-memory state.
+void park(manager_t* self, const std::string& key, error why, std::vector<uint64_t> inputs);
+/// Parks what park() could not load yet. False if a load failed transiently.
+bool park_waiting(manager_t* self);
+/// Retries a parked instance that is loaded fresh. Errors: not_found (not parked),
+/// the retry's own failure (it is parked again).
+expected<void> retry_parked(manager_t* self, const std::string& key);
+/// Runs the operators' queued requests (between rounds).
+void run_admin(manager_t* self);
+/// The parked instances in memory.
+std::vector<parked_saga> list_parked(const manager_state& st);
+void write_checkpoint(manager_t* self);
+/// The last stored checkpoint (position 0 and nothing open if none).
+saga_checkpoint load_checkpoint(const manager_state& st);
+
+} // namespace saga_detail
+} // namespace cairn
+
+// Local only: replies travel from the node's dispatchers to the manager in-process.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cairn::saga_outcome)

@@ -1,0 +1,128 @@
+// Event subscriptions never drop work: an event whose handler keeps failing is
+// parked with the reason (stored, so it survives a restart), delivery goes on, and
+// an operator retries it after a fix or discards it.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+
+#include <cairn/file_journal.hpp>
+#include <cairn/test_node.hpp>
+
+#include "bank/account.hpp"
+#include "conformance/journal_conformance_support.hpp"
+
+using namespace cairn;
+using cairn::testkit::test_node;
+using namespace std::chrono_literals;
+
+namespace {
+
+template <class F>
+bool eventually(F done, std::chrono::seconds limit = std::chrono::seconds{60}) {
+  auto until = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds{2});
+  }
+  return true;
+}
+
+/// A handler with a bug for deposits of 13 until `fixed`.
+struct audit {
+  std::mutex m;
+  std::vector<uint64_t> handled;
+  std::atomic<bool> fixed{false};
+  event_handler handler() {
+    return [this](const envelope& e) {
+      auto d = variant_codec<bank::account::event_type>::decode(e);
+      if (!d) throw std::runtime_error("undecodable");
+      auto* dep = std::get_if<bank::deposited>(&*d);
+      if (dep && dep->amount == 13 && !fixed) throw std::runtime_error("unlucky amount");
+      std::lock_guard<std::mutex> g{m};
+      handled.push_back(e.position);
+    };
+  }
+  size_t count() {
+    std::lock_guard<std::mutex> g{m};
+    return handled.size();
+  }
+  bool saw(uint64_t position) {
+    std::lock_guard<std::mutex> g{m};
+    return std::find(handled.begin(), handled.end(), position) != handled.end();
+  }
+};
+
+} // namespace
+
+TEST_CASE("a subscription parks the event its handler keeps failing on, keeps it over a "
+          "restart, and retries it after the fix") {
+  conformance::temp_dir dir;
+  auto open_parts = [&] {
+    file_journal_options o;
+    o.sync = sync_policy::never;
+    auto store = open_file_journal((dir.path / "events").string(), o);
+    REQUIRE(store);
+    auto snaps = open_file_snapshot_store((dir.path / "snapshots").string());
+    REQUIRE(snaps);
+    return std::make_pair(*store, *snaps);
+  };
+  notification_options opts;
+  opts.retry_delay = 1ms;
+  opts.max_attempts = 3;
+  const event_filter deposits{"account", {"deposited"}};
+  uint64_t poison = 0, poison2 = 0;
+  {
+    auto [store, snaps] = open_parts();
+    audit a;
+    test_node n{2, store, test_node::quiet(), snaps};
+    REQUIRE(n->register_aggregate<bank::account>());
+    REQUIRE(n->execute<bank::account>("x", bank::open{"o"}));
+    REQUIRE(n->execute<bank::account>("x", bank::deposit{1}));
+    poison = n->execute<bank::account>("x", bank::deposit{13})->position;
+    REQUIRE(n->execute<bank::account>("x", bank::deposit{2}));
+    poison2 = n->execute<bank::account>("x", bank::deposit{13})->position;
+    REQUIRE(n->subscribe_events("audit", deposits, a.handler(), opts));
+    REQUIRE(eventually([&] { return a.count() == 2; })); // delivery went on past both
+    REQUIRE(eventually([&] {
+      auto p = n->parked_events("audit");
+      return p && p->size() == 2;
+    }));
+    auto parked = n->parked_events("audit");
+    REQUIRE(parked);
+    REQUIRE(parked->size() == 2);
+    auto& p = parked->front();
+    REQUIRE(p.position == poison);
+    REQUIRE(p.stream == "account-x");
+    REQUIRE(p.type == "deposited");
+    REQUIRE(p.reason == "unlucky amount");
+    REQUIRE(p.attempts == 3);
+    // Retrying before the fix keeps them parked and counts the attempt.
+    auto early = n->retry_parked_events("audit");
+    REQUIRE(early);
+    REQUIRE(early->size() == 2);
+    REQUIRE(early->front().attempts == 4);
+    REQUIRE(is_not_found(n->parked_events("nobody").error()));
+  }
+  {
+    auto [store, snaps] = open_parts();
+    audit a;
+    a.fixed = true; // the new build
+    test_node n{2, store, test_node::quiet(), snaps};
+    REQUIRE(n->register_aggregate<bank::account>());
+    REQUIRE(n->subscribe_events("audit", deposits, a.handler(), opts));
+    auto parked = n->parked_events("audit");
+    REQUIRE(parked);
+    REQUIRE(parked->size() == 2); // kept over the restart
+    REQUIRE(n->discard_parked_event("audit", poison2));
+    REQUIRE(is_not_found(n->discard_parked_event("audit", poison2).error()));
+    auto left = n->retry_parked_events("audit");
+    REQUIRE(left);
+    REQUIRE(left->empty());
+    REQUIRE(a.saw(poison));
+    REQUIRE_FALSE(a.saw(poison2));
+    REQUIRE(n->parked_events("audit")->empty());
+  }
+}

@@ -1,0 +1,123 @@
+// cairn sagas: saga dead letters in a data folder. `failed` lists the parked
+// instances; `retry` and `close` record an operator's answer, which the node carries
+// out when it next starts (saga_admin.hpp).
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include <cairn/saga_admin.hpp>
+
+#include "cli.hpp"
+
+namespace cairn::cli {
+namespace {
+
+constexpr const char* sagas_help = R"(Usage: cairn [--data DIR] sagas failed [--saga NAME] [--json]
+       cairn [--data DIR] sagas retry SAGA KEY
+       cairn [--data DIR] sagas close SAGA KEY [--reason TEXT]
+
+Saga instances whose decision could not be carried out (a handler or apply threw, a
+compensation decided an invalid command, an event could not be stored) are parked:
+they wait, durably, for an operator.
+
+  failed   lists the parked instances: saga, key, error code, reason, the inputs
+           held for the retry and the commands pending. Reads only; works beside a
+           running node (a running node also answers node::parked_sagas).
+  retry    asks for instance KEY of saga SAGA to be tried again once the cause is
+           fixed: the node retries it when it next starts (it processes the held
+           inputs and re-sends its pending commands). A running node does this at
+           once through node::retry_saga.
+  close    closes the instance for good (it counts as finished; its pending commands
+           and held inputs are abandoned); node::close_saga on a running node.
+
+retry and close need the folder's writer lock: stop the node first.
+
+Options:
+  --saga NAME    list only this saga's instances
+  --json         one JSON object per line
+  --reason TEXT  why it was closed (stored with it; default "closed by an operator")
+  --data DIR     the data folder (default ./data)
+)";
+
+int list_failed(context& ctx, const std::string& saga, bool json) {
+  auto store = open_reader(ctx);
+  if (!store) return fail("sagas", store.error().describe());
+  auto parked = find_parked_sagas(**store, saga);
+  if (!parked) return fail("sagas", parked.error().describe());
+  for (auto& p : *parked) {
+    if (json) {
+      nlohmann::ordered_json line{{"saga", p.saga},
+                                  {"key", p.key},
+                                  {"code", std::string{to_string(p.code)}},
+                                  {"reason", p.reason},
+                                  {"held", p.held},
+                                  {"pending_steps", p.pending_steps},
+                                  {"retry_requested", p.retry_requested},
+                                  {"parked_at", format_time(p.parked_at_ns)}};
+      std::cout << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+    } else {
+      std::cout << printable(p.saga) << '\t' << printable(p.key) << '\t' << to_string(p.code)
+                << '\t' << printable(p.reason) << '\n';
+      std::cout << "  parked at " << format_time(p.parked_at_ns) << ", " << p.held.size()
+                << " held input(s), " << p.pending_steps << " pending step(s)"
+                << (p.retry_requested ? ", retry requested" : "") << '\n';
+    }
+  }
+  if (!json)
+    std::cout << parked->size() << (parked->size() == 1 ? " parked instance\n" : " parked instances\n");
+  std::cout.flush();
+  return std::cout ? exit_ok : fail("sagas", "cannot write the output");
+}
+
+int answer(context& ctx, bool close, const std::string& saga, const std::string& key,
+           const std::string& reason) {
+  if (auto ok = require_data_dir(ctx); !ok) return fail("sagas", ok.error().describe());
+  auto opened = open_file_journal(ctx.data_dir, store_options(false));
+  if (!opened) {
+    std::string hint = is_unavailable(opened.error())
+                         ? " (sagas " + std::string{close ? "close" : "retry"} +
+                             " needs the folder's writer lock: stop the node first)"
+                         : "";
+    return fail("sagas", "cannot open " + ctx.data_dir + " for writing: " +
+                           opened.error().describe() + hint);
+  }
+  auto ok = close ? close_parked_saga(**opened, saga, key, reason)
+                  : request_saga_retry(**opened, saga, key, "cairn sagas retry");
+  if (!ok) return fail("sagas", ok.error().describe());
+  std::cout << (close ? "closed " : "retry requested for ") << printable(saga) << ' '
+            << printable(key) << (close ? "\n" : "; the node retries it when it next starts\n");
+  return exit_ok;
+}
+
+} // namespace
+
+int run_sagas(context& ctx, std::vector<std::string> args) {
+  arg_reader r(ctx, std::move(args));
+  if (r.help()) {
+    std::cout << sagas_help;
+    return exit_ok;
+  }
+  std::vector<std::string> positional;
+  std::string saga, value, reason = "closed by an operator";
+  bool json = false;
+  while (r.next()) {
+    if (r.flag("--json")) json = true;
+    else if (r.option("--saga", value)) saga = value;
+    else if (r.option("--reason", value)) reason = value;
+    else if (r.positional()) positional.push_back(r.current());
+  }
+  if (positional.empty()) throw usage_error("which action? failed, retry or close");
+  auto& action = positional[0];
+  if (action == "failed") {
+    if (positional.size() > 1)
+      throw usage_error("unexpected argument \"" + printable(positional[1]) + "\"");
+    return list_failed(ctx, saga, json);
+  }
+  if (action != "retry" && action != "close")
+    throw usage_error("unknown action \"" + printable(action) + "\": failed, retry or close");
+  if (positional.size() != 3) throw usage_error(action + " needs SAGA and KEY");
+  if (json || !saga.empty()) throw usage_error("--json and --saga go with `failed`");
+  return answer(ctx, action == "close", positional[1], positional[2], reason);
+}
+
+} // namespace cairn::cli
