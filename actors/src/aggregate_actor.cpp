@@ -186,10 +186,21 @@ void process_queue(aggregate_actor_t* self) {
   if (st.stop_requested && !st.busy && st.next_waiting == st.waiting.size()) self->quit();
 }
 
+/// The answer to a command beyond an instance's queue bound.
+error queue_full(const stream_id& stream, size_t limit) {
+  return error{errc::unavailable, "overloaded: aggregate " + stream.str() + " holds " +
+                                    std::to_string(limit) +
+                                    " waiting commands, its limit (max_queued_commands); "
+                                    "retry later or send fewer at once"};
+}
+
 void accept(aggregate_actor_t* self, command_message& cmd, command_reply_to& rp) {
   auto& st = self->state;
-  if (st.busy) st.waiting.emplace_back(std::move(cmd), std::move(rp));
-  else handle(self, cmd, rp);
+  if (!st.busy) return handle(self, cmd, rp);
+  auto limit = st.ctx->options.max_queued_commands;
+  if (limit > 0 && st.waiting.size() - st.next_waiting >= limit)
+    return rp.deliver(queue_full(st.stream, limit));
+  st.waiting.emplace_back(std::move(cmd), std::move(rp));
 }
 
 caf::behavior aggregate_actor(aggregate_actor_t* self, stream_id stream,
@@ -349,6 +360,15 @@ void stop_aggregates(router_actor_t* self) {
   for (auto& kv : st.ids) self->send_exit(kv.first, st.stop_reason);
 }
 
+/// Holds a command for an instance that is passivating, within the instances' queue bound.
+void park(router_actor_t* self, command_message& cmd, command_reply_to rp) {
+  auto& st = self->state;
+  auto& queue = st.draining[cmd.target.id];
+  auto limit = st.ctx->options.max_queued_commands;
+  if (limit > 0 && queue.size() >= limit) return rp.deliver(queue_full(cmd.target, limit));
+  queue.emplace_back(std::move(rp), std::move(cmd));
+}
+
 caf::behavior router_actor(router_actor_t* self, std::shared_ptr<const aggregate_context> ctx) {
   self->state.ctx = std::move(ctx);
   // Aggregates are monitored: the router stops only once every aggregate is down,
@@ -402,8 +422,7 @@ caf::behavior router_actor(router_actor_t* self, std::shared_ptr<const aggregate
       if (!target) return to_caf(target.error());
       if (!*target) { // passivating: parked until the instance is down
         auto rp = self->make_response_promise();
-        self->state.draining[cmd.target.id].emplace_back(command_reply_to{rp, nullptr},
-                                                         std::move(cmd));
+        park(self, cmd, command_reply_to{rp, nullptr});
         return rp;
       }
       return self->delegate(*target, a, std::move(cmd));
@@ -413,8 +432,7 @@ caf::behavior router_actor(router_actor_t* self, std::shared_ptr<const aggregate
       auto target = route(self, cmd);
       if (!target) return (*sink.sink)(target.error());
       if (*target) return self->send(*target, a, std::move(cmd), std::move(sink));
-      self->state.draining[cmd.target.id].emplace_back(command_reply_to{{}, std::move(sink.sink)},
-                                                       std::move(cmd));
+      park(self, cmd, command_reply_to{{}, std::move(sink.sink)});
     },
     [self](tick_atom) { passivate_idle(self); },
   };
