@@ -29,6 +29,11 @@
 #include "bank/latch.hpp"
 #include "bank/open_accounts.hpp"
 #include "bank/workload.hpp"
+#ifdef CAIRN_BANK_KAFKA
+#include <cairn/kafka_settings.hpp>
+
+#include "bank/kafka_bridge.hpp"
+#endif
 
 namespace {
 
@@ -43,6 +48,8 @@ struct bank_config : cairn::node_config {
   std::string sync = "always";
   bool fresh = false;
   size_t transfers = 0;
+  std::string kafka_brokers;  // empty: no Kafka; "mock": an in-process mock cluster
+  size_t kafka_payments = 100;
   bank_config() {
     caf::config_option_adder{custom_options_, "global"}
       .add(accounts, "accounts,a", "number of accounts (A)")
@@ -52,7 +59,11 @@ struct bank_config : cairn::node_config {
       .add(data, "data", "data folder of the file store")
       .add(sync, "sync", "file store sync policy: always, interval or never")
       .add(fresh, "fresh", "delete the data folder's events first")
-      .add(transfers, "transfers", "after the workload, run N transfers through the saga");
+      .add(transfers, "transfers", "after the workload, run N transfers through the saga")
+      .add(kafka_brokers, "kafka-brokers",
+           "publish account events to Kafka and take deposits from topic payments "
+           "(host:port,...; mock: an in-process mock cluster)")
+      .add(kafka_payments, "kafka-payments", "payments sent through Kafka (with --kafka-brokers)");
   }
 };
 
@@ -276,6 +287,26 @@ int main(int argc, char** argv) {
          !node.register_saga<bank::transfer_saga>()))
       return 1;
 
+#ifdef CAIRN_BANK_KAFKA
+    // --kafka-brokers: account events go out while the workload runs (kafka_bridge.hpp).
+    std::unique_ptr<bank::kafka_bridge> kafka;
+    if (!cfg.kafka_brokers.empty()) {
+      auto settings = cairn::read_kafka_settings(cfg);
+      std::string why = settings ? "" : settings.error().describe();
+      if (settings)
+        kafka = bank::kafka_bridge::start(node, store, snapshots, *settings, cfg.kafka_brokers,
+                                          cfg.accounts, why);
+      if (!kafka) {
+        std::fprintf(stderr, "kafka: %s\n", why.c_str());
+        return 1;
+      }
+    }
+#else
+    if (!cfg.kafka_brokers.empty()) {
+      std::fprintf(stderr, "this bank_sample was built without cairn::kafka\n");
+      return 2;
+    }
+#endif
     // Events already in the store from earlier runs (a file store keeps them).
     const uint64_t events_before = store->head_position();
     // With transfers the store also holds transfer and saga streams, and account
@@ -400,6 +431,10 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "top accounts query failed: %s\n", top.error().describe().c_str());
       verified = false;
     }
+#ifdef CAIRN_BANK_KAFKA
+    // After the checks above (payments change the balances they compare).
+    if (kafka) verified = kafka->run_and_verify(cfg.kafka_payments) && verified;
+#endif
     std::printf("verification: %s\n", verified ? "PASSED" : "FAILED");
     rc = verified ? 0 : 1;
   } // the node stops every actor here; the process then exits promptly

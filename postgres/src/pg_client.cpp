@@ -1,0 +1,118 @@
+// pg_client: the connection pool and its I/O thread.
+#include "pg_client.hpp"
+
+#include <future>
+
+#include <boost/asio/post.hpp>
+
+namespace cairn::pg {
+
+lease::~lease() {
+  if (link_ && owner_) owner_->give_back(std::move(link_));
+}
+
+void lease::discard() {
+  if (!link_) return;
+  link_.reset();
+  owner_->forget();
+}
+
+pipeline_outcome lease::run(std::vector<query> queries) {
+  std::promise<pipeline_outcome> promise;
+  auto future = promise.get_future();
+  boost::asio::post(owner_->io(), [&] {
+    link_->async_run(std::move(queries),
+                     [&promise](pipeline_outcome out) { promise.set_value(std::move(out)); });
+  });
+  return future.get();
+}
+
+pipeline_outcome lease::run(query q) {
+  std::vector<query> qs;
+  qs.push_back(std::move(q));
+  return run(std::move(qs));
+}
+
+client::client(std::string conninfo, std::chrono::milliseconds timeout, size_t max_links)
+    : conninfo_(std::move(conninfo)), timeout_(timeout), max_links_(std::max<size_t>(1, max_links)),
+      work_(boost::asio::make_work_guard(io_)), thread_([this] { io_.run(); }) {}
+
+client::~client() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    idle_.clear();
+  }
+  work_.reset();
+  io_.stop();
+  thread_.join();
+}
+
+expected<std::shared_ptr<client>> client::open(std::string conninfo,
+                                               std::chrono::milliseconds connect_timeout,
+                                               size_t max_links) {
+  std::shared_ptr<client> c(new client(std::move(conninfo), connect_timeout, max_links));
+  auto first = c->acquire();
+  if (!first) return std::move(first).error();
+  return c;
+}
+
+expected<std::unique_ptr<link>> client::connect() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (backoff_.count() > 0 && std::chrono::steady_clock::now() < retry_at_) return last_error_;
+  }
+  auto l = link::connect(io_, conninfo_, timeout_);
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (l) {
+    backoff_ = std::chrono::milliseconds(0);
+  } else {
+    last_error_ = l.error();
+    backoff_ = std::min(std::chrono::milliseconds(2000),
+                        std::max(std::chrono::milliseconds(50), backoff_ * 2));
+    retry_at_ = std::chrono::steady_clock::now() + backoff_;
+  }
+  return l;
+}
+
+expected<lease> client::acquire() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  for (;;) {
+    while (!idle_.empty()) {
+      auto l = std::move(idle_.back());
+      idle_.pop_back();
+      if (!l->broken()) return lease(this, std::move(l));
+      --links_;
+    }
+    if (links_ < max_links_) break;
+    returned_.wait(lock);
+  }
+  ++links_;
+  lock.unlock();
+  auto l = connect();
+  if (!l) {
+    lock.lock();
+    --links_;
+    returned_.notify_one();
+    return std::move(l).error();
+  }
+  return lease(this, std::move(*l));
+}
+
+void client::give_back(std::unique_ptr<link> l) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (l->broken()) {
+    l.reset();
+    --links_;
+  } else {
+    idle_.push_back(std::move(l));
+  }
+  returned_.notify_one();
+}
+
+void client::forget() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  --links_;
+  returned_.notify_one();
+}
+
+} // namespace cairn::pg

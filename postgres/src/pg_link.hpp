@@ -1,0 +1,114 @@
+// pg_link: one libpq connection in non-blocking pipeline mode, driven by Boost.Asio on
+// Cairn's PostgreSQL I/O thread. Internal to cairn::postgres.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <libpq-fe.h>
+
+#include "cairn/expected.hpp"
+
+namespace cairn::pg {
+
+struct result_deleter {
+  void operator()(PGresult* r) const noexcept { PQclear(r); }
+};
+/// One statement's result (always in binary format).
+using result = std::unique_ptr<PGresult, result_deleter>;
+
+/// One parameter, sent in binary format (or text when `text` is set).
+struct param {
+  Oid type = 0;
+  std::string value;
+  bool text = false;
+};
+
+/// One statement of a pipeline.
+struct query {
+  std::string sql;
+  std::vector<param> params;
+};
+
+/// Types of the parameters we send.
+inline constexpr Oid int8_oid = 20, text_oid = 25, bytea_oid = 17, int4_oid = 23;
+inline constexpr Oid int8_array_oid = 1016, text_array_oid = 1009, bytea_array_oid = 1001;
+
+/// What a pipeline produced: one result per query, or the error that stopped it.
+/// `lost` says the connection broke, so the outcome of a COMMIT in flight is unknown.
+struct pipeline_outcome {
+  std::vector<result> results;
+  std::string error;      ///< empty if every statement succeeded
+  std::string sqlstate;   ///< of the first failed statement
+  bool lost = false;      ///< the connection failed (not just a statement)
+  bool ok() const { return error.empty(); }
+};
+
+class link {
+public:
+  /// Connects (blocking the calling thread, at most `timeout`), checks the server's
+  /// version and switches to non-blocking pipeline mode. Errors name what is wrong.
+  static expected<std::unique_ptr<link>> connect(boost::asio::io_context& io,
+                                                 const std::string& conninfo,
+                                                 std::chrono::milliseconds timeout);
+  ~link();
+  link(const link&) = delete;
+  link& operator=(const link&) = delete;
+
+  /// Sends `queries` as one pipeline and calls `done` with their results. Call on the
+  /// I/O thread only, one pipeline at a time.
+  void async_run(std::vector<query> queries, std::function<void(pipeline_outcome)> done);
+
+  /// Waits for server messages without a pipeline in flight (LISTEN): `on_notify` runs
+  /// for each batch of notifications, `on_lost` once if the connection fails. I/O thread.
+  void async_listen(std::function<void(std::vector<std::string>)> on_notify,
+                    std::function<void()> on_lost);
+
+  bool broken() const;
+  int server_version() const { return PQserverVersion(conn_); }
+
+private:
+  link(boost::asio::io_context& io, PGconn* conn);
+  struct run_state;
+  void flush(std::shared_ptr<run_state> st);
+  void read(std::shared_ptr<run_state> st);
+  void finish(std::shared_ptr<run_state> st, std::string lost_error = {});
+
+  PGconn* conn_;
+  boost::asio::posix::stream_descriptor socket_;
+  bool lost_ = false;
+};
+
+/// Binary encoders and decoders for parameters and result columns.
+void put_u32(std::string& out, uint32_t v);
+void put_u64(std::string& out, uint64_t v);
+std::string int8_value(int64_t v);
+/// Builds a one-dimensional array of non-null elements in PostgreSQL's binary format.
+class array_builder {
+public:
+  explicit array_builder(Oid element) : element_(element) {}
+  void add(const void* data, size_t size);
+  void add(const std::string& s) { add(s.data(), s.size()); }
+  void add_int8(int64_t v);
+  size_t size() const { return count_; }
+  /// The finished value (header plus elements).
+  std::string value() const;
+
+private:
+  Oid element_;
+  size_t count_ = 0;
+  std::string body_;
+};
+int64_t get_int8(const PGresult* r, int row, int col);
+std::string get_bytes(const PGresult* r, int row, int col);
+
+/// Quotes an identifier (schema name) for SQL text.
+std::string quote_ident(const std::string& name);
+
+} // namespace cairn::pg

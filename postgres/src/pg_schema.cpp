@@ -1,0 +1,108 @@
+// Cairn's tables in PostgreSQL, version by version.
+//
+// Version 1: schema_info (the version), head (the one row every writer locks to take the
+// next global positions: see docs/postgres.md) and events (unique (stream, version)).
+// Version 2: snapshots (latest snapshot or checkpoint per stream).
+#include "pg_schema.hpp"
+
+#include "cairn/postgres_journal.hpp"
+
+namespace cairn::pg {
+namespace {
+
+std::vector<std::string> migration_to(int version, const tables& t) {
+  switch (version) {
+    case 1:
+      return {
+        "CREATE TABLE " + t.head +
+          " (id integer PRIMARY KEY CHECK (id = 1), position bigint NOT NULL,"
+          " last_timestamp bigint NOT NULL)",
+        "INSERT INTO " + t.head + " VALUES (1, 0, 0)",
+        "CREATE TABLE " + t.events +
+          " (position bigint PRIMARY KEY, stream text NOT NULL, version bigint NOT NULL,"
+          " type text NOT NULL, schema_version bigint NOT NULL, timestamp_ns bigint NOT NULL,"
+          " meta bytea NOT NULL, payload bytea NOT NULL, UNIQUE (stream, version))",
+      };
+    case 2:
+      return {
+        "CREATE TABLE " + t.snapshots +
+          " (stream text PRIMARY KEY, version bigint NOT NULL, type text NOT NULL,"
+          " schema_version bigint NOT NULL, timestamp_ns bigint NOT NULL, state bytea NOT NULL)",
+      };
+    default:
+      return {};
+  }
+}
+
+query sql(std::string text) { return query{std::move(text), {}}; }
+
+expected<void> rollback(lease& conn, std::string why) {
+  conn.run(sql("ROLLBACK"));
+  return error{errc::unavailable, std::move(why)};
+}
+
+} // namespace
+
+tables::tables(const std::string& s)
+    : schema(quote_ident(s)), info(schema + ".schema_info"), head(schema + ".head"),
+      events(schema + ".events"), snapshots(schema + ".snapshots"), channel("cairn." + s) {}
+
+expected<void> check_schema_name(const std::string& schema) {
+  bool ok = !schema.empty() && schema.size() <= 63 && !(schema[0] >= '0' && schema[0] <= '9');
+  for (char c : schema)
+    ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_');
+  if (!ok)
+    return error{errc::invalid_argument,
+                 "invalid PostgreSQL schema name '" + schema +
+                   "': use 1 to 63 lower-case letters, digits and '_', not starting with a digit"};
+  return {};
+}
+
+expected<int> schema_version(lease& conn, const std::string& schema) {
+  tables t(schema);
+  query q{"SELECT to_regclass($1) IS NOT NULL", {param{text_oid, t.info, true}}};
+  auto exists = conn.run(std::move(q));
+  if (!exists.ok()) return error{errc::unavailable, exists.error};
+  if (*PQgetvalue(exists.results[0].get(), 0, 0) == 0) return 0;
+  auto v = conn.run(sql("SELECT version FROM " + t.info + " WHERE id = 1"));
+  if (!v.ok()) return error{errc::unavailable, v.error};
+  if (PQntuples(v.results[0].get()) == 0) return 0;
+  return static_cast<int>(get_int8(v.results[0].get(), 0, 0));
+}
+
+expected<void> prepare_schema(lease& conn, const std::string& schema, int target) {
+  if (auto valid = check_schema_name(schema); !valid) return valid;
+  tables t(schema);
+  std::vector<query> start;
+  start.push_back(sql("BEGIN"));
+  start.push_back(query{"SELECT pg_advisory_xact_lock(hashtext($1))",
+                        {param{text_oid, "cairn schema " + schema, true}}});
+  start.push_back(sql("CREATE SCHEMA IF NOT EXISTS " + t.schema));
+  start.push_back(sql("CREATE TABLE IF NOT EXISTS " + t.info +
+                      " (id integer PRIMARY KEY CHECK (id = 1), version integer NOT NULL)"));
+  start.push_back(sql("SELECT version FROM " + t.info + " WHERE id = 1"));
+  auto began = conn.run(std::move(start));
+  if (!began.ok())
+    return rollback(conn, "cannot prepare PostgreSQL schema " + schema + ": " + began.error);
+  const PGresult* row = began.results.back().get();
+  int found = PQntuples(row) == 0 ? 0 : static_cast<int>(get_int8(row, 0, 0));
+  if (found > target)
+    return rollback(conn, "PostgreSQL schema " + schema + " has version " +
+                            std::to_string(found) + ", newer than this Cairn's " +
+                            std::to_string(target) + ": upgrade Cairn to use it");
+  std::vector<query> steps;
+  for (int v = found + 1; v <= target; ++v)
+    for (auto& s : migration_to(v, t)) steps.push_back(sql(s));
+  if (found < target)
+    steps.push_back(sql("INSERT INTO " + t.info + " VALUES (1, " + std::to_string(target) +
+                        ") ON CONFLICT (id) DO UPDATE SET version = excluded.version"));
+  steps.push_back(sql("COMMIT"));
+  auto done = conn.run(std::move(steps));
+  if (!done.ok())
+    return rollback(conn, "cannot migrate PostgreSQL schema " + schema + " from version " +
+                            std::to_string(found) + " to " + std::to_string(target) + ": " +
+                            done.error);
+  return {};
+}
+
+} // namespace cairn::pg

@@ -1,0 +1,379 @@
+// postgres_journal: the journal on PostgreSQL. One transaction per batch (group commit):
+// lock the head row (the serialisation point that keeps global positions gap-free across
+// writers, docs/postgres.md), read the batch's streams' versions, decide each request,
+// insert the accepted events with one multi-row INSERT, move the head, NOTIFY, COMMIT.
+#include "cairn/postgres_journal.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <optional>
+#include <thread>
+
+#include "pg_client.hpp"
+#include "pg_rows.hpp"
+#include "pg_schema.hpp"
+#include "postgres_internal.hpp"
+
+namespace cairn {
+namespace {
+
+using namespace pg;
+
+constexpr size_t read_chunk = 8192;
+
+query sql(std::string text) { return query{std::move(text), {}}; }
+
+int64_t clamp(uint64_t v) {
+  return static_cast<int64_t>(std::min<uint64_t>(v, uint64_t{INT64_MAX}));
+}
+
+expected<void> check_request(const append_request& request) {
+  if (auto valid = request.stream.validate(); !valid) return valid;
+  if (request.events.empty())
+    return error{errc::invalid_argument,
+                 "append to stream " + request.stream.str() + " has no events"};
+  for (size_t i = 0; i < request.events.size(); ++i) {
+    const auto& type = request.events[i].type;
+    if (type.empty() || !is_text(type))
+      return error{errc::invalid_argument,
+                   "event " + std::to_string(i) + " of the append to stream " +
+                     request.stream.str() +
+                     (type.empty() ? " has no type name" : " has a type name that is not UTF-8 text")};
+  }
+  return {};
+}
+
+class postgres_journal final : public journal {
+public:
+  postgres_journal(std::shared_ptr<client> c, const postgres_options& o)
+      : client_(std::move(c)), options_(o), t_(o.schema) {}
+
+  ~postgres_journal() override {
+    {
+      std::lock_guard<std::mutex> lock(follow_mutex_);
+      stopping_ = true;
+    }
+    follow_wake_.notify_all();
+    if (follower_.joinable()) follower_.join();
+    listen_.stop();
+  }
+
+  expected<void> start() {
+    auto c = client_->acquire();
+    if (!c) return std::move(c).error();
+    auto head = c->run(sql("SELECT position FROM " + t_.head + " WHERE id = 1"));
+    if (!head.ok()) return error{errc::unavailable, head.error};
+    head_ = published_ = static_cast<uint64_t>(get_int8(head.results[0].get(), 0, 0));
+    if (options_.follow_external) {
+      listen_.start(client_, t_.channel, [this] { wake_follower(); });
+      follower_ = std::thread([this] { follow(); });
+    }
+    return {};
+  }
+
+  std::vector<expected<append_result>> append(std::vector<append_request> batch) override {
+    std::vector<expected<append_result>> results(batch.size(), append_result{});
+    std::vector<size_t> valid;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (auto ok = check_request(batch[i]); !ok) results[i] = std::move(ok).error();
+      else valid.push_back(i);
+    }
+    if (valid.empty()) return results;
+    auto fail_all = [&](errc code, const std::string& why) {
+      for (size_t i : valid) results[i] = error{code, why};
+      return results;
+    };
+    if (!writer_) {
+      auto w = client_->acquire();
+      if (!w) return fail_all(errc::unavailable, w.error().message());
+      writer_.emplace(std::move(*w));
+    }
+    auto& w = *writer_;
+
+    // Phase 1: take the head lock and the streams' versions.
+    array_builder names(text_oid);
+    for (size_t i : valid) names.add(batch[i].stream.str());
+    std::vector<query> begin;
+    begin.push_back(sql("BEGIN"));
+    begin.push_back(sql("SELECT position, last_timestamp FROM " + t_.head +
+                        " WHERE id = 1 FOR UPDATE"));
+    begin.push_back(query{"SELECT s, COALESCE((SELECT max(version) FROM " + t_.events +
+                            " e WHERE e.stream = s), 0) FROM unnest($1::text[]) AS s",
+                          {param{text_array_oid, names.value()}}});
+    auto started = w.run(std::move(begin));
+    if (!started.ok()) return give_up(w, started, results, valid, false);
+
+    const PGresult* head_row = started.results[1].get();
+    uint64_t head = static_cast<uint64_t>(get_int8(head_row, 0, 0));
+    int64_t ts = std::max(now_ns(), get_int8(head_row, 0, 1));
+    std::map<std::string, uint64_t> versions;
+    const PGresult* vr = started.results[2].get();
+    for (int r = 0; r < PQntuples(vr); ++r)
+      versions[get_bytes(vr, r, 0)] = static_cast<uint64_t>(get_int8(vr, r, 1));
+
+    // Decide each request in order; a later one sees the earlier ones.
+    array_builder pos(int8_oid), stream(text_oid), ver(int8_oid), type(text_oid),
+      schema(int8_oid), time(int8_oid), meta(bytea_oid), payload(bytea_oid);
+    std::vector<envelope> committed;
+    uint64_t next = head;
+    for (size_t i : valid) {
+      auto& request = batch[i];
+      auto name = request.stream.str();
+      uint64_t& current = versions[name];
+      if (request.expected_version != expected_version::any &&
+          request.expected_version != current) {
+        results[i] = error{errc::conflict, "expected version " +
+                                             std::to_string(request.expected_version) +
+                                             ", found " + std::to_string(current) +
+                                             " in stream " + name};
+        continue;
+      }
+      uint64_t n = request.events.size();
+      results[i] = append_result{current + 1, current + n, next + 1, next + n};
+      for (auto& event : request.events) {
+        envelope e;
+        e.stream = request.stream;
+        e.version = ++current;
+        e.position = ++next;
+        e.timestamp_ns = ts;
+        pos.add_int8(clamp(e.position));
+        stream.add(name);
+        ver.add_int8(clamp(e.version));
+        type.add(event.type);
+        schema.add_int8(event.schema_version);
+        time.add_int8(ts);
+        meta.add(encode_meta(event.meta));
+        payload.add(event.payload.data(), event.payload.size());
+        e.type = std::move(event.type);
+        e.schema_version = event.schema_version;
+        e.meta = std::move(event.meta);
+        e.payload = std::move(event.payload);
+        committed.push_back(std::move(e));
+      }
+    }
+    if (committed.empty()) {
+      auto end = w.run(sql("ROLLBACK"));
+      if (end.lost) writer_.reset();
+      return results;
+    }
+
+    // Phase 2: store the accepted events and move the head, in the same transaction.
+    std::vector<query> commit;
+    commit.push_back(query{
+      "INSERT INTO " + t_.events + " (" + event_columns +
+        ") SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[],"
+        " $5::bigint[], $6::bigint[], $7::bytea[], $8::bytea[])",
+      {param{int8_array_oid, pos.value()}, param{text_array_oid, stream.value()},
+       param{int8_array_oid, ver.value()}, param{text_array_oid, type.value()},
+       param{int8_array_oid, schema.value()}, param{int8_array_oid, time.value()},
+       param{bytea_array_oid, meta.value()}, param{bytea_array_oid, payload.value()}}});
+    commit.push_back(query{"UPDATE " + t_.head + " SET position = $1, last_timestamp = $2 WHERE id = 1",
+                           {param{int8_oid, int8_value(clamp(next))}, param{int8_oid, int8_value(ts)}}});
+    commit.push_back(query{"SELECT pg_notify($1, $2)",
+                           {param{text_oid, t_.channel, true},
+                            param{text_oid, std::to_string(next), true}}});
+    commit.push_back(sql("COMMIT"));
+    auto stored = w.run(std::move(commit));
+    if (!stored.ok()) return give_up(w, stored, results, valid, true);
+
+    publish_through(head, committed);
+    return results;
+  }
+
+  expected<std::vector<envelope>> read_stream(const stream_id& s, uint64_t from_version,
+                                              size_t max_count) const override {
+    std::vector<envelope> out;
+    if (max_count == 0) return out;
+    return read(query{"SELECT " + std::string(event_columns) + " FROM " + t_.events +
+                        " WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3",
+                      {param{text_oid, s.str(), true}, param{int8_oid, int8_value(clamp(from_version))},
+                       param{int8_oid, int8_value(clamp(max_count))}}});
+  }
+
+  expected<std::vector<envelope>> read_all(uint64_t from_position,
+                                           size_t max_count) const override {
+    std::vector<envelope> out;
+    if (max_count == 0) return out;
+    return read(query{"SELECT " + std::string(event_columns) + " FROM " + t_.events +
+                        " WHERE position >= $1 ORDER BY position LIMIT $2",
+                      {param{int8_oid, int8_value(clamp(from_position))},
+                       param{int8_oid, int8_value(clamp(max_count))}}});
+  }
+
+  expected<uint64_t> stream_version(const stream_id& s) const override {
+    auto c = client_->acquire();
+    if (!c) return std::move(c).error();
+    auto r = c->run(query{"SELECT COALESCE(max(version), 0) FROM " + t_.events +
+                            " WHERE stream = $1",
+                          {param{text_oid, s.str(), true}}});
+    if (!r.ok()) return error{errc::unavailable, r.error};
+    return static_cast<uint64_t>(get_int8(r.results[0].get(), 0, 0));
+  }
+
+  uint64_t head_position() const override { return head_.load(); }
+
+  expected<std::vector<stream_id>> list_streams() const override {
+    auto c = client_->acquire();
+    if (!c) return std::move(c).error();
+    auto r = c->run(sql("SELECT DISTINCT stream FROM " + t_.events));
+    if (!r.ok()) return error{errc::unavailable, r.error};
+    std::vector<stream_id> out;
+    const PGresult* rows = r.results[0].get();
+    for (int i = 0; i < PQntuples(rows); ++i) {
+      auto s = stream_id::parse(get_bytes(rows, i, 0));
+      if (!s) return error{errc::corrupt, "bad stream name " + get_bytes(rows, i, 0)};
+      out.push_back(std::move(*s));
+    }
+    return out;
+  }
+
+private:
+  expected<std::vector<envelope>> read(query q) const {
+    auto c = client_->acquire();
+    if (!c) return std::move(c).error();
+    auto r = c->run(std::move(q));
+    if (!r.ok()) return error{errc::unavailable, "PostgreSQL read failed: " + r.error};
+    std::vector<envelope> out;
+    if (auto ok = decode_events(r.results[0].get(), out); !ok) return std::move(ok).error();
+    return out;
+  }
+
+  /// Ends a failed transaction and fails every valid request of the batch.
+  std::vector<expected<append_result>>& give_up(lease& w, const pipeline_outcome& out,
+                                                std::vector<expected<append_result>>& results,
+                                                const std::vector<size_t>& valid,
+                                                bool committing) {
+    std::string why;
+    errc code = errc::unavailable;
+    if (out.lost) {
+      writer_.reset();
+      why = committing ? "the connection to PostgreSQL broke while committing; the batch "
+                         "may or may not be stored (read the streams to know): " + out.error
+                       : "PostgreSQL is unavailable: " + out.error;
+    } else {
+      auto end = w.run(sql("ROLLBACK"));
+      if (end.lost) writer_.reset();
+      why = "PostgreSQL refused the batch: " + out.error;
+      if (out.sqlstate == "23505") code = errc::conflict; // another writer took a version
+    }
+    for (size_t i : valid) results[i] = error{code, why};
+    return results;
+  }
+
+  /// Publishes `committed` (positions after `before`), first any other writers' events
+  /// between what was published last and `before`, so listeners see every event in order.
+  void publish_through(uint64_t before, const std::vector<envelope>& committed) {
+    std::lock_guard<std::mutex> lock(publish_mutex_);
+    if (published_ < before) catch_up_locked(before);
+    uint64_t last = committed.back().position;
+    // If the gap could not be read, ours are published anyway: a listener that sees a
+    // jump in positions reads the store (the event feed does).
+    if (published_ < last) {
+      published_ = last;
+      raise_head(last);
+      publish(committed);
+    }
+  }
+
+  /// Publishes stored events from published_ + 1 through `through` (publish_mutex_ held).
+  void catch_up_locked(uint64_t through) {
+    while (published_ < through) {
+      auto chunk = read_all(published_ + 1, std::min<uint64_t>(read_chunk, through - published_));
+      if (!chunk || chunk->empty()) return;
+      published_ = chunk->back().position;
+      raise_head(published_);
+      publish(*chunk);
+    }
+  }
+
+  void raise_head(uint64_t p) {
+    uint64_t h = head_.load();
+    while (h < p && !head_.compare_exchange_weak(h, p)) {}
+  }
+
+  void wake_follower() {
+    {
+      std::lock_guard<std::mutex> lock(follow_mutex_);
+      woken_ = true;
+    }
+    follow_wake_.notify_all();
+  }
+
+  /// The follower: on a notification (or every poll_interval) reads the head row and
+  /// publishes other writers' commits up to it.
+  void follow() {
+    for (;;) {
+      listen_.ensure();
+      {
+        std::unique_lock<std::mutex> lock(follow_mutex_);
+        auto ready = [this] { return stopping_ || woken_; };
+        if (options_.poll_interval.count() > 0)
+          follow_wake_.wait_for(lock, options_.poll_interval, ready);
+        else
+          follow_wake_.wait(lock, ready);
+        if (stopping_) return;
+        woken_ = false;
+      }
+      auto c = client_->acquire();
+      if (!c) continue;
+      auto r = c->run(sql("SELECT position FROM " + t_.head + " WHERE id = 1"));
+      if (!r.ok()) continue;
+      uint64_t stored = static_cast<uint64_t>(get_int8(r.results[0].get(), 0, 0));
+      if (stored <= published_.load()) continue;
+      std::lock_guard<std::mutex> lock(publish_mutex_);
+      catch_up_locked(stored);
+    }
+  }
+
+  std::shared_ptr<client> client_;
+  postgres_options options_;
+  tables t_;
+  std::optional<lease> writer_; ///< used by the appending thread only
+  std::atomic<uint64_t> head_{0};
+  std::mutex publish_mutex_;
+  std::atomic<uint64_t> published_{0}; ///< written under publish_mutex_
+
+  std::mutex follow_mutex_;
+  std::condition_variable follow_wake_;
+  bool woken_ = false, stopping_ = false;
+  std::thread follower_;
+  listener_link listen_;
+};
+
+} // namespace
+
+namespace pg {
+
+expected<std::shared_ptr<client>> open_client(const std::string& conninfo,
+                                              const postgres_options& options, size_t links,
+                                              int schema_version_target) {
+  if (auto valid = check_schema_name(options.schema); !valid) return std::move(valid).error();
+  auto c = client::open(conninfo, options.connect_timeout, links);
+  if (!c) return std::move(c).error();
+  auto conn = (*c)->acquire();
+  if (!conn) return std::move(conn).error();
+  if (auto ready = prepare_schema(*conn, options.schema, schema_version_target); !ready)
+    return std::move(ready).error();
+  return c;
+}
+
+expected<std::shared_ptr<journal>> open_journal_at(const std::string& conninfo,
+                                                   const postgres_options& options,
+                                                   int schema_version_target) {
+  auto c = open_client(conninfo, options, options.read_connections + 1, schema_version_target);
+  if (!c) return std::move(c).error();
+  auto j = std::make_shared<postgres_journal>(std::move(*c), options);
+  if (auto started = j->start(); !started) return std::move(started).error();
+  return std::shared_ptr<journal>(std::move(j));
+}
+
+} // namespace pg
+
+expected<std::shared_ptr<journal>> open_postgres_journal(const std::string& conninfo,
+                                                         const postgres_options& options) {
+  return pg::open_journal_at(conninfo, options, postgres_schema_version);
+}
+
+} // namespace cairn
