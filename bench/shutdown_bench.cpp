@@ -5,10 +5,7 @@
 // prints the median shutdown time of --runs runs as one "RESULT {json}" line.
 #include <cstdio>
 #include <filesystem>
-#include <functional>
 
-#include <sys/resource.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cairn/file_journal.hpp>
@@ -81,31 +78,6 @@ figures run(uint64_t count, const std::string& kind, sync_policy sync, const fs:
   return f;
 }
 
-/// Runs `part` in a child process and returns what it wrote to the pipe.
-figures in_child(const std::function<figures()>& part, uint64_t& peak_rss) {
-  int fds[2];
-  figures out;
-  if (::pipe(fds) != 0) return out;
-  std::fflush(nullptr);
-  pid_t pid = ::fork();
-  if (pid < 0) return out;
-  if (pid == 0) {
-    ::close(fds[0]);
-    auto f = part();
-    ssize_t w = ::write(fds[1], &f, sizeof f);
-    ::_exit(w == sizeof f ? 0 : 1);
-  }
-  ::close(fds[1]);
-  if (::read(fds[0], &out, sizeof out) != sizeof out) out = figures{};
-  ::close(fds[0]);
-  int status = 0;
-  rusage ru{};
-  ::wait4(pid, &status, 0, &ru);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) out.shutdown_s = -1;
-  peak_rss = std::max(peak_rss, static_cast<uint64_t>(ru.ru_maxrss) * 1024);
-  return out;
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
@@ -124,7 +96,13 @@ int main(int argc, char** argv) {
   uint64_t peak = 0;
   bool ok = true;
   for (uint64_t r = 0; r < runs; ++r) {
-    auto f = in_child([&] { return run(count, kind, *sync, dir); }, peak);
+    auto child = in_child_process<figures>(
+      [&](int fd) {
+        auto f = run(count, kind, *sync, dir);
+        ::_exit(::write(fd, &f, sizeof f) == sizeof f ? 0 : 1);
+      },
+      peak);
+    auto f = child.value_or(figures{});
     ok = ok && f.shutdown_s >= 0;
     times.push_back(f.shutdown_s);
     std::printf("  run %llu: opened %llu accounts in %.1f s; shutdown took %.3f s (%.3f s in "
