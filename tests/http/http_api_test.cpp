@@ -1,0 +1,162 @@
+// The HTTP API over real loopback sockets: commands and their error mapping,
+// metadata from headers, named queries with read-your-writes, health, readiness
+// and the event stream (catch-up, live, Last-Event-ID).
+#include <catch2/catch.hpp>
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "http/http_fixture.hpp"
+
+using namespace cairn;
+using namespace cairn::http_test;
+using json = nlohmann::json;
+
+namespace {
+
+json body_of(const response& r) { return json::parse(r.body); }
+
+/// Reads SSE frames from `fd` until `count` events arrived; returns their JSON.
+std::vector<json> read_events(int fd, size_t count, std::string& pending) {
+  std::vector<json> out;
+  char chunk[4096];
+  while (out.size() < count) {
+    size_t end;
+    while ((end = pending.find("\n\n")) != std::string::npos) {
+      auto frame = pending.substr(0, end);
+      pending.erase(0, end + 2);
+      auto data = frame.find("data: ");
+      if (data != std::string::npos) out.push_back(json::parse(frame.substr(data + 6)));
+    }
+    if (out.size() >= count) break;
+    auto n = ::recv(fd, chunk, sizeof chunk, 0);
+    if (n <= 0) break;
+    pending.append(chunk, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("http: a command returns its version and position, and a query reads its write") {
+  bank_server s;
+  auto opened = s.post("/commands/account/ann", R"({"type":"open","data":{"owner":"Ann"}})");
+  REQUIRE(opened.status == 200);
+  CHECK(body_of(opened)["version"] == 1);
+  auto dep = s.post("/commands/account/ann", R"({"type":"deposit","data":{"amount":250}})");
+  REQUIRE(dep.status == 200);
+  auto reply = body_of(dep);
+  CHECK(reply["version"] == 2);
+  CHECK(reply["events"] == 1);
+  auto position = reply["position"].get<uint64_t>();
+  CHECK(position == 2);
+  auto q = s.get("/queries/balance?account=ann&at_least=" + std::to_string(position));
+  REQUIRE(q.status == 200);
+  CHECK(body_of(q) == json{{"account", "ann"}, {"balance", 250}});
+  auto top = s.get("/queries/top?n=5&at_least=" + std::to_string(position));
+  REQUIRE(top.status == 200);
+  CHECK(body_of(top) == json::array({{{"account", "ann"}, {"balance", 250}}}));
+  CHECK(s.get("/health").status == 200);
+  auto ready = s.get("/ready");
+  CHECK(ready.status == 200);
+  CHECK(body_of(ready)["projections"]["balances"] == "caught up");
+}
+
+TEST_CASE("http: errors map to statuses with a JSON body") {
+  bank_server s{bank_server::local(), [] {
+                  auto o = testkit::test_node::quiet();
+                  o.query_timeout = std::chrono::milliseconds{200};
+                  return o;
+                }()};
+  REQUIRE(s.post("/commands/account/bob", R"({"type":"open","data":{"owner":"Bob"}})").status == 200);
+  auto check = [](const response& r, int status, const std::string& code) {
+    CHECK(r.status == status);
+    CHECK(r.headers.at("content-type") == "application/json");
+    auto b = json::parse(r.body);
+    CHECK(b["error"] == code);
+    CHECK(b["message"].is_string());
+    return b;
+  };
+  auto rejected = check(s.post("/commands/account/bob", R"({"type":"withdraw","data":{"amount":5}})"),
+                        422, "rejected");
+  CHECK(rejected["message"] == "insufficient funds");
+  check(s.post("/commands/account/bob", R"({"type":"deposit","data":{"amount":1},"expected_version":7})"),
+        409, "conflict");
+  check(s.post("/commands/nosuch/bob", R"({"type":"deposit","data":{"amount":1}})"), 404, "not_found");
+  check(s.post("/commands/account/bob", R"({"type":"rob","data":{}})"), 404, "not_found");
+  auto invalid = check(s.post("/commands/account/bob", R"({"type":"deposit","data":{"amount":"x"}})"),
+                       400, "invalid_argument");
+  CHECK(invalid["message"] == "$.amount: expected an integer, got string");
+  check(s.post("/commands/account/bob", R"({"type":"deposit","data":{}})"), 400, "invalid_argument");
+  check(s.post("/commands/account/bob", R"({"type":"deposit","data":{"amount":1},"x":1})"), 400,
+        "invalid_argument");
+  check(s.post("/commands/account/bob", R"(["deposit"])"), 400, "invalid_argument");
+  check(s.get("/queries/nosuch"), 404, "not_found");
+  check(s.get("/queries/balance?account=bob&at_least=x"), 400, "invalid_argument");
+  check(s.get("/queries/balance?account=nobody"), 404, "not_found");
+  check(s.get("/queries/balance?account=bob&at_least=1000"), 504, "timeout");
+  check(s.get("/commands/account/bob"), 405, "method_not_allowed");
+  // Nothing of the failed commands reached the store.
+  CHECK(s.node.store().head_position() == 1);
+  s.node->shutdown();
+  check(s.post("/commands/account/bob", R"({"type":"deposit","data":{"amount":1}})"), 503,
+        "unavailable");
+}
+
+TEST_CASE("http: correlation id, causation id and idempotency key travel as metadata") {
+  bank_server s;
+  auto r = s.post("/commands/account/cy", R"({"type":"open","data":{"owner":"Cy"}})",
+                  "X-Correlation-Id: corr-1\r\nX-Causation-Id: cause-1\r\nIdempotency-Key: key-9\r\n");
+  REQUIRE(r.status == 200);
+  auto events = s.node.store().read_all(1, 10);
+  REQUIRE(events);
+  REQUIRE(events->size() == 1);
+  auto& meta = events->front().meta;
+  CHECK(meta.correlation_id == "corr-1");
+  CHECK(meta.causation_id == "cause-1");
+  REQUIRE(meta.find("idempotency-key"));
+  CHECK(*meta.find("idempotency-key") == "key-9");
+}
+
+TEST_CASE("http: the event stream catches up, goes live and resumes from Last-Event-ID") {
+  bank_server s;
+  REQUIRE(s.post("/commands/account/di", R"({"type":"open","data":{"owner":"Di"}})").status == 200);
+  REQUIRE(s.post("/commands/account/di", R"({"type":"deposit","data":{"amount":7}})").status == 200);
+
+  int fd = connect_to(s.port());
+  REQUIRE(fd >= 0);
+  REQUIRE(send_all(fd, "GET /events?from=1&category=account HTTP/1.1\r\nHost: x\r\n\r\n"));
+  std::string pending;
+  auto caught_up = read_events(fd, 2, pending);
+  REQUIRE(caught_up.size() == 2);
+  CHECK(caught_up[0]["type"] == "opened");
+  CHECK(caught_up[0]["data"] == json{{"owner", "Di"}});
+  CHECK(caught_up[1]["position"] == 2);
+  CHECK(caught_up[1]["data"] == json{{"amount", 7}});
+  // Live: a command made now arrives on the open stream.
+  REQUIRE(s.post("/commands/account/di", R"({"type":"withdraw","data":{"amount":3}})").status == 200);
+  auto live = read_events(fd, 1, pending);
+  REQUIRE(live.size() == 1);
+  CHECK(live[0]["type"] == "withdrawn");
+  CHECK(live[0]["stream"] == "account-di");
+  ::close(fd);
+
+  // Resume: Last-Event-ID 1 gives positions 2 and 3 again.
+  fd = connect_to(s.port());
+  REQUIRE(send_all(fd, "GET /events HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 1\r\n\r\n"));
+  pending.clear();
+  auto resumed = read_events(fd, 2, pending);
+  REQUIRE(resumed.size() == 2);
+  CHECK(resumed[0]["position"] == 2);
+  CHECK(resumed[1]["position"] == 3);
+  ::close(fd);
+
+  // A category filter leaves other categories out.
+  fd = connect_to(s.port(), 1500);
+  REQUIRE(send_all(fd, "GET /events?from=1&category=other HTTP/1.1\r\nHost: x\r\n\r\n"));
+  pending.clear();
+  CHECK(read_events(fd, 1, pending).empty());
+  ::close(fd);
+}
