@@ -29,7 +29,7 @@ namespace {
 constexpr const char* usage =
   "bank_bench [--dir DIR] [--clients K] [--accounts A] [--commands C | --seconds S]\n"
   "  [--pilot-seconds P] [--runs R] [--store file|memory] [--sync always|interval|never]\n"
-  "  [--disk-probe-seconds D]";
+  "  [--disk-probe-seconds D] [--metrics on|off]";
 
 struct settings {
   fs::path dir = "bench-data/bank";
@@ -42,6 +42,7 @@ struct settings {
   std::string store = "file";
   sync_policy sync = sync_policy::always;
   double disk_probe_seconds = 1;
+  bool metrics = true; ///< node_options::metrics (bench/metrics_ab compares on and off)
 };
 
 /// One node on a fresh store, as every run starts.
@@ -58,6 +59,7 @@ struct bench_node {
     cfg.options.log_level = "warn";
     cfg.options.query_timeout = std::chrono::seconds{120};
     cfg.options.command_timeout = std::chrono::seconds{120};
+    cfg.options.metrics = s.metrics;
     n = std::make_unique<node>(cfg, store);
     if (!n->register_aggregate<bank::account>() || !n->register_projection<bank::balances>()) {
       std::fprintf(stderr, "cannot register the bank types\n");
@@ -126,6 +128,17 @@ run_figures run_once(const settings& s, const std::vector<bank::planned_command>
   f.p50_us = double(percentile(r.latencies_ns, 0.50)) / 1e3;
   f.p99_us = double(percentile(r.latencies_ns, 0.99)) / 1e3;
   f.p999_us = double(percentile(r.latencies_ns, 0.999)) / 1e3;
+  // With metrics on, the node's own count of handled commands must match phase 1's
+  // opens plus phase 2's accepted commands (it counts every one, or it is broken).
+  bool counted = true;
+  if (s.metrics) {
+    auto handled = metric_value(b.n->metrics_text(),
+                                "cairn_commands_total{category=\"account\",outcome=\"handled\"}");
+    counted = handled == double(s.accounts + r.accepted);
+    if (!counted)
+      std::fprintf(stderr, "metrics: %.0f commands counted as handled, expected %llu\n", handled,
+                   static_cast<unsigned long long>(s.accounts + r.accepted));
+  }
   if (r.failed) std::fprintf(stderr, "%llu commands failed, the first: %s\n",
                              static_cast<unsigned long long>(r.failed), r.first_failure.c_str());
 
@@ -134,7 +147,7 @@ run_figures run_once(const settings& s, const std::vector<bank::planned_command>
   if (!fold.problem.empty()) std::fprintf(stderr, "verification: %s\n", fold.problem.c_str());
   if (!projected) std::fprintf(stderr, "projection query failed: %s\n",
                                projected.error().describe().c_str());
-  f.verified = fold.problem.empty() && projected && r.failed == 0 &&
+  f.verified = counted && fold.problem.empty() && projected && r.failed == 0 &&
                r.sent == plan.size() && projected->first == fold.total &&
                projected->second == fold.events && fold.events == s.accounts + r.accepted;
   if (!f.verified && projected)
@@ -178,13 +191,15 @@ int main(int argc, char** argv) {
   s.store = args.get("store", s.store);
   auto sync = parse_sync_policy(args.get("sync", std::string{"always"}));
   s.disk_probe_seconds = args.get("disk-probe-seconds", s.disk_probe_seconds);
+  auto metrics = args.get("metrics", std::string{"on"});
   if (!args.all_used(usage)) return 2;
   if (!sync || (s.store != "file" && s.store != "memory") || s.clients == 0 || s.accounts == 0 ||
-      s.runs == 0) {
+      s.runs == 0 || (metrics != "on" && metrics != "off")) {
     std::fprintf(stderr, "bad option value\nusage: %s\n", usage);
     return 2;
   }
   s.sync = *sync;
+  s.metrics = metrics == "on";
 
   double pilot = 0;
   const bool calibrated = s.commands == 0;
@@ -236,10 +251,16 @@ int main(int argc, char** argv) {
     {"commands", s.commands},
     {"clients", s.clients},
     {"runs", s.runs},
+    {"metrics", s.metrics},
     {"calibrated", calibrated},
     {"pilot_commands_per_s", pilot},
     {"commands_per_s", median(rate)},
     {"commands_per_s_runs", rate},
+    {"p99_us_runs", [&] {
+       std::vector<double> v;
+       for (auto& f : runs) v.push_back(f.p99_us);
+       return v;
+     }()},
     {"seconds", med(&run_figures::seconds)},
     {"accepted", m.accepted},
     {"rejected", m.rejected},

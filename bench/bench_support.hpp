@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -227,6 +228,14 @@ inline std::shared_ptr<journal> open_bench_store(const std::string& store,
     std::exit(1);
   }
   return *opened;
+}
+
+/// The value of the sample `series` (name plus labels, as printed) in Prometheus text;
+/// NaN if it is not there.
+inline double metric_value(const std::string& text, const std::string& series) {
+  auto at = text.find("\n" + series + " ");
+  if (at == std::string::npos) return std::nan("");
+  return std::strtod(text.c_str() + at + 1 + series.size() + 1, nullptr);
 }
 
 inline void print_result(const nlohmann::json& figures) {

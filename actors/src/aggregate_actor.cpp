@@ -14,6 +14,7 @@
 #include "append_inbox.hpp"
 #include "log.hpp"
 #include "message_types.hpp"
+#include "node_metrics.hpp"
 #include "reply_sink.hpp"
 #include "spawn.hpp"
 
@@ -28,6 +29,7 @@ struct aggregate_context {
   std::shared_ptr<snapshot_store> snapshots; // may be null
   std::shared_ptr<append_inbox> inbox; // the journal's way in
   aggregate_options options;
+  std::shared_ptr<const command_metrics> metrics; // null: metrics off
 };
 
 struct aggregate_state {
@@ -196,6 +198,7 @@ error queue_full(const stream_id& stream, size_t limit) {
 
 void accept(aggregate_actor_t* self, command_message& cmd, command_reply_to& rp) {
   auto& st = self->state;
+  rp.count_in(st.ctx->metrics.get());
   if (!st.busy) return handle(self, cmd, rp);
   auto limit = st.ctx->options.max_queued_commands;
   if (limit > 0 && st.waiting.size() - st.next_waiting >= limit)
@@ -270,6 +273,7 @@ caf::actor spawn_aggregate(router_actor_t* self, const std::string& id) {
   st.ids.emplace(agg.address(), id);
   st.children->insert(agg.address());
   st.live.emplace(id, live_aggregate{agg, steady::now()});
+  if (st.ctx->metrics) st.ctx->metrics->live.add(1);
   auto idle = st.ctx->options.passivate_after;
   if (idle.count() > 0 && !st.ticking) {
     st.ticking = true;
@@ -289,6 +293,7 @@ void passivate_idle(router_actor_t* self) {
   for (auto it = st.live.begin(); it != st.live.end();) {
     if (it->second.last_used <= cutoff) {
       self->send(it->second.actor, passivate_atom::value);
+      if (st.ctx->metrics) st.ctx->metrics->passivations.add();
       st.draining.try_emplace(it->first);
       it = st.live.erase(it);
     } else {
@@ -393,6 +398,7 @@ caf::behavior router_actor(router_actor_t* self, std::shared_ptr<const aggregate
     auto id = std::move(it->second);
     st.ids.erase(it);
     st.children->erase(dm.source);
+    if (st.ctx->metrics) st.ctx->metrics->live.add(-1);
     if (auto d = st.draining.find(id); d != st.draining.end()) {
       // Passivated: commands that arrived meanwhile go to a fresh instance.
       auto queued = std::move(d->second);
@@ -442,8 +448,10 @@ caf::behavior router_actor(router_actor_t* self, std::shared_ptr<const aggregate
 
 caf::actor spawn_router(caf::actor_system& sys, std::shared_ptr<const aggregate_model> model,
                         std::shared_ptr<append_inbox> inbox, std::shared_ptr<journal> store,
-                        std::shared_ptr<snapshot_store> snapshots, aggregate_options opts) {
+                        std::shared_ptr<snapshot_store> snapshots, aggregate_options opts,
+                        std::shared_ptr<const command_metrics> metrics) {
   auto ctx = std::make_shared<aggregate_context>();
+  ctx->metrics = std::move(metrics);
   ctx->model = std::move(model);
   ctx->store = std::move(store);
   ctx->snapshots = std::move(snapshots);

@@ -6,6 +6,7 @@
 
 #include "log.hpp"
 #include "message_types.hpp"
+#include "node_metrics.hpp"
 
 namespace cairn {
 
@@ -93,6 +94,11 @@ void append_inbox::stop() {
   if (syncer_.joinable() && syncer_.get_id() != me) syncer_.join();
 }
 
+void append_inbox::set_metrics(std::shared_ptr<const journal_metrics> m) {
+  std::lock_guard<std::mutex> guard{mutex_};
+  metrics_ = std::move(m);
+}
+
 uint64_t append_inbox::batches_written() const {
   std::lock_guard<std::mutex> guard{mutex_};
   return batches_;
@@ -121,8 +127,15 @@ void append_inbox::run_writer() {
     b.replies.swap(pending_replies_);
     pending_.reserve(batch.size()); // the next batch is likely as large
     ++in_flight_;
+    auto* metrics = metrics_.get(); // lives as long as the node, which outlives the writer
     lock.unlock();
     size_t n = batch.size();
+    if (metrics) {
+      uint64_t events = 0;
+      for (auto& r : batch) events += r.events.size();
+      metrics->batch_appends.observe(n);
+      metrics->batch_events.observe(events);
+    }
     try {
       b.pending = store_->begin_append(std::move(batch));
     } catch (const std::exception& ex) {

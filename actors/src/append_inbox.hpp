@@ -28,6 +28,8 @@
 
 namespace cairn {
 
+struct journal_metrics;
+
 class append_inbox {
 public:
   /// Called on the syncer thread with an append's result; must not block, and must not
@@ -57,6 +59,9 @@ public:
   /// from stop() on, answers go straight to the appenders.
   void set_replier(caf::actor replier);
 
+  /// Counts batch sizes in `m` from the next batch on (null: stop counting).
+  void set_metrics(std::shared_ptr<const journal_metrics> m);
+
   /// Batches written so far (for tests and statistics).
   uint64_t batches_written() const;
 
@@ -80,6 +85,7 @@ private:
 
   std::shared_ptr<journal> store_;
   caf::actor replier_;
+  std::shared_ptr<const journal_metrics> metrics_; // guarded by mutex_
   mutable std::mutex mutex_;
   std::condition_variable writer_wake_;
   std::condition_variable syncer_wake_;

@@ -89,7 +89,8 @@ node_config::node_config() {
     .add(options.feed.ring_events, "feed-ring-events",
          "recent committed events kept in memory for live projections")
     .add(options.feed.batch_events, "feed-batch-events",
-         "most events handed to a projection at once");
+         "most events handed to a projection at once")
+    .add(options.metrics, "metrics", "count commands, latencies and batch sizes");
 }
 
 } // namespace cairn

@@ -14,10 +14,12 @@
 #include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include "append_inbox.hpp"
 #include "cairn/node_config.hpp"
 #include "event_feed.hpp"
 #include "log.hpp"
 #include "message_types.hpp"
+#include "node_metrics.hpp"
 #include "reply_sink.hpp"
 #include "saga_manager.hpp"
 #include "spawn.hpp"
@@ -66,6 +68,7 @@ caf::behavior sweeper(sweeper_t* self, std::shared_ptr<command_lane> lane) {
 
 struct node::impl {
   std::unique_ptr<caf::actor_system> owned;
+  std::shared_ptr<metrics::registry> metrics = std::make_shared<metrics::registry>();
   caf::actor_system* sys = nullptr;
   node_options opts;
   std::shared_ptr<journal> store;
@@ -89,6 +92,7 @@ struct node::impl {
       log().warn("unknown log level \"{}\", keeping {}", opts.log_level,
                  spdlog::level::to_string_view(log().level()));
     writer = spawn_journal(*sys, store);
+    if (opts.metrics) writer.inbox->set_metrics(journal_metrics::make(metrics));
     feed = spawn_feed_publisher(*sys, store, opts.feed.ring_events);
     auto threads = caf::get_or(sys->config(), "scheduler.max-threads", size_t{2});
     for (size_t i = 0; i < std::max<size_t>(1, threads); ++i) {
@@ -133,7 +137,10 @@ expected<void> node::add_aggregate(std::shared_ptr<const aggregate_model> model,
     return error{errc::invalid_argument, "aggregate category " + category + " is already registered"};
   impl_->routers.emplace(category,
                          spawn_router(*impl_->sys, std::move(model), impl_->writer.inbox,
-                                      impl_->store, impl_->snapshots, opts));
+                                      impl_->store, impl_->snapshots, opts,
+                                      impl_->opts.metrics
+                                        ? command_metrics::make(impl_->metrics, category)
+                                        : nullptr));
   return {};
 }
 
@@ -294,7 +301,8 @@ void node::send_command(command_message cmd, reply_handler on_reply) {
                               "retry later or send fewer at once"});
     }
     sink = std::make_shared<reply_sink>(
-      std::move(on_reply), impl_->opts.max_commands_in_flight > 0 ? impl_->in_flight : nullptr);
+      std::move(on_reply), impl_->opts.metrics,
+      impl_->opts.max_commands_in_flight > 0 ? impl_->in_flight : nullptr);
     auto& lanes = impl_->lanes;
     lane = std::hash<std::thread::id>{}(std::this_thread::get_id()) % lanes.size();
     std::lock_guard<std::mutex> lane_guard{lanes[lane]->mutex};
@@ -374,6 +382,19 @@ void node::shutdown() {
       (*entry.second)(error{errc::unavailable, "the node stopped before replying"});
   }
   log().debug("node stopped");
+}
+
+std::string node::metrics_text() const {
+  metrics_sources from{*impl_->metrics, *impl_->store, impl_->feed, {}, {}};
+  {
+    std::shared_lock<std::shared_mutex> guard{impl_->mutex};
+    if (impl_->stopped) from.feed = nullptr;
+    else {
+      from.projections.assign(impl_->projections.begin(), impl_->projections.end());
+      from.sagas.assign(impl_->sagas.begin(), impl_->sagas.end());
+    }
+  }
+  return render_node_metrics(*impl_->sys, from);
 }
 
 const std::shared_ptr<journal>& node::store() const {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 
 #include <caf/response_promise.hpp>
@@ -10,6 +11,7 @@
 #include "cairn/node.hpp"
 #include "log.hpp"
 #include "message_types.hpp"
+#include "node_metrics.hpp"
 
 namespace cairn {
 
@@ -21,8 +23,11 @@ using command_slots = std::shared_ptr<std::atomic<size_t>>;
 /// first outcome given, or with unavailable if it is dropped unanswered.
 class reply_sink {
 public:
-  explicit reply_sink(reply_handler fn, command_slots slots = nullptr)
-    : fn_(std::move(fn)), slots_(std::move(slots)) {}
+  /// `timed`: note when the command was taken, for the latency metric. `slots`: the
+  /// node's count of commands held, of which this command holds one.
+  explicit reply_sink(reply_handler fn, bool timed = false, command_slots slots = nullptr)
+    : started(timed ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{}),
+      fn_(std::move(fn)), slots_(std::move(slots)) {}
   reply_sink(const reply_sink&) = delete;
   reply_sink& operator=(const reply_sink&) = delete;
   ~reply_sink() {
@@ -39,6 +44,9 @@ public:
   void expire(error why) { answer(std::move(why), false); }
 
   bool called() const { return called_.load(std::memory_order_acquire); }
+
+  /// When the node took the command (unset if not timed).
+  const std::chrono::steady_clock::time_point started;
 
 private:
   void release() {
@@ -71,8 +79,19 @@ struct command_sink {
 struct command_reply_to {
   caf::response_promise promise;
   std::shared_ptr<reply_sink> sink;
+  const command_metrics* metrics = nullptr; // counts the outcome, if set
+  std::chrono::steady_clock::time_point started{};
+
+  /// Counts this command's outcome in `m` (if not null): timed from when the node
+  /// took it, or, for a request that did not come through the node, from now.
+  void count_in(const command_metrics* m) {
+    metrics = m;
+    if (!m) return;
+    started = sink ? sink->started : std::chrono::steady_clock::now();
+  }
 
   void deliver(expected<command_reply> r) {
+    if (metrics) metrics->record(r, started);
     if (sink) return (*sink)(std::move(r));
     if (r) promise.deliver(std::move(*r));
     else promise.deliver(to_caf(r.error()));

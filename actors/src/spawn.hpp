@@ -19,6 +19,7 @@
 namespace cairn {
 
 class append_inbox;
+struct command_metrics;
 
 /// The journal: the inbox through which aggregates append (group commit on its own
 /// writer thread) and the actor that owns it and serves request-form appends.
@@ -35,7 +36,8 @@ journal_handle spawn_journal(caf::actor_system& sys, std::shared_ptr<journal> st
 /// id on first command and forwards commands to it.
 caf::actor spawn_router(caf::actor_system& sys, std::shared_ptr<const aggregate_model> model,
                         std::shared_ptr<append_inbox> inbox, std::shared_ptr<journal> store,
-                        std::shared_ptr<snapshot_store> snapshots, aggregate_options opts);
+                        std::shared_ptr<snapshot_store> snapshots, aggregate_options opts,
+                        std::shared_ptr<const command_metrics> metrics = nullptr);
 
 /// A projection actor: starts from its checkpoint in `checkpoints` (if given and
 /// `options` ask for checkpoints), follows the event feed `feed` (event_feed.hpp)

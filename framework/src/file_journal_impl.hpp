@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cairn/file_journal.hpp"
+#include "cairn/metrics.hpp"
 #include "file_io.hpp"
 #include "segment_index.hpp"
 #include "segment_scan.hpp"
@@ -69,6 +70,7 @@ public:
   expected<uint64_t> stream_version(const stream_id& stream) const override;
   uint64_t head_position() const override;
   expected<std::vector<stream_id>> list_streams() const override;
+  const metrics::registry* store_metrics() const override { return &metrics_; }
 
   /// Segment count and total committed bytes (for file_journal_statistics).
   std::pair<uint64_t, uint64_t> segment_totals() const;
@@ -152,6 +154,11 @@ private:
   std::vector<const pending_batch*> pending_batches_; // a few at most
 
   std::atomic<uint64_t> batches_counted_{0}, syncs_counted_{0}, bytes_counted_{0};
+  metrics::registry metrics_;
+  metrics::histogram& sync_latency_ = metrics_.add_histogram(
+    "cairn_store_fdatasync_seconds",
+    "Time the file store's fdatasync of written batches took (group commit).",
+    metrics::buckets::latency());
 
   /// Held around each write to the active segment and around cut_unsynced, so that no
   /// write overlaps the cut (taken after append_mutex_, before sync_mutex_).

@@ -1,5 +1,6 @@
 // file_journal: making written batches durable (fdatasync), cutting off what a failed
 // sync leaves behind, the interval flusher, and the store's stop after an I/O failure.
+#include <chrono>
 #include <string>
 
 #include "file_journal_impl.hpp"
@@ -40,7 +41,11 @@ expected<void> file_journal_impl::sync_written(std::unique_lock<std::mutex>& syn
   std::string path = sync_path_;
   uint64_t target = written_;
   sync_lock.unlock();
+  auto began = std::chrono::steady_clock::now();
   auto r = sync_data(file->get(), path);
+  sync_latency_.observe(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                std::chrono::steady_clock::now() - began)
+                                                .count()));
   syncs_counted_.fetch_add(1, std::memory_order_relaxed);
   sync_lock.lock();
   if (r) {

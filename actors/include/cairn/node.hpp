@@ -264,6 +264,14 @@ public:
   /// unavailable. Idempotent; called by the destructor.
   void shutdown();
 
+  /// The node's metrics in Prometheus text exposition format (0.0.4): commands per
+  /// category and outcome, command latency, live aggregates, journal batch sizes, the
+  /// store's own (fdatasync latency), projection and saga positions and lag, the
+  /// event feed. Asks the projections, sagas and feed for their state, so it blocks
+  /// briefly: call it from an ordinary thread (an HTTP handler), not from an actor.
+  /// docs/metrics.md lists every metric.
+  std::string metrics_text() const;
+
   /// The store this node writes to.
   const std::shared_ptr<journal>& store() const;
 

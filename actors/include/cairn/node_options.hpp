@@ -83,6 +83,9 @@ struct node_options {
   /// Defaults for register_projection() without options.
   projection_options projections;
   feed_options feed;
+  /// Count commands, latencies and batch sizes for node::metrics_text() (cheap:
+  /// bench/RESULTS.md). Off, those counters stay at zero; the rest is still reported.
+  bool metrics = true;
 };
 
 } // namespace cairn

@@ -13,6 +13,10 @@
 
 namespace cairn {
 
+namespace metrics {
+class registry;
+}
+
 /// Special values for append_request::expected_version.
 namespace expected_version {
 /// Append whatever the stream's current version is (no concurrency check).
@@ -115,6 +119,10 @@ public:
   /// Registers `fn` for every commit from now on. Returns a handle for unsubscribe().
   virtual subscription subscribe(listener fn);
   virtual void unsubscribe(subscription handle);
+
+  /// The store's own metrics (metrics.hpp), e.g. the file store's fdatasync latency,
+  /// which node::metrics_text() adds to the node's; null if it keeps none.
+  virtual const metrics::registry* store_metrics() const { return nullptr; }
 
 protected:
   /// Implementations call this after a batch is durable, with its events in order.
