@@ -19,6 +19,7 @@
 
 #include "bank/account.hpp"
 #include "bank/latch.hpp"
+#include "bank/open_accounts.hpp"
 #include "bank/workload.hpp"
 #include "bench_support.hpp"
 
@@ -26,27 +27,13 @@ namespace cairn::bench {
 
 using bank::latch;
 
-/// Phase 1: opens accounts acc-<first> .. acc-<first+count-1> (owner `owner-<i>`), all
-/// at once, and waits for every reply. Returns the events appended, or the first error.
+/// Phase 1: opens accounts acc-<first> .. acc-<first+count-1> (owner `owner-<i>`), 1,024
+/// at a time (bank/open_accounts.hpp), and waits for every reply. Returns the events
+/// appended, or the first error.
 inline expected<uint64_t> open_accounts(node& n, uint64_t count, uint64_t first = 0) {
-  latch done{count};
-  std::atomic<uint64_t> events{0};
-  std::mutex m;
-  std::optional<error> failure;
-  for (uint64_t i = first; i < first + count; ++i)
-    n.send<bank::account>(bank::account_id(i), bank::open{"owner-" + std::to_string(i)},
-                          [&](expected<command_reply> r) {
-                            if (r) {
-                              events += r->events;
-                            } else {
-                              std::lock_guard<std::mutex> g{m};
-                              if (!failure) failure = r.error();
-                            }
-                            done.count_down();
-                          });
-  done.wait();
-  if (failure) return *failure;
-  return events.load();
+  auto r = bank::open_accounts(n, count, first);
+  if (r.first) return *r.first;
+  return r.opened;
 }
 
 /// What phase 2 did.

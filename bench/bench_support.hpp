@@ -12,13 +12,16 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -115,6 +118,34 @@ inline uint64_t peak_rss_bytes() {
   rusage u{};
   ::getrusage(RUSAGE_SELF, &u);
   return static_cast<uint64_t>(u.ru_maxrss) * 1024;
+}
+
+/// Runs `part` in a child process, on a heap of its own. `part` writes its figures (one
+/// trivially copyable T) to the file descriptor it is given and ends the process with
+/// _exit(0) (tearing down what it measured is not what is measured). Returns the
+/// figures, or nothing if the child failed; raises `peak_rss` to the child's peak RSS.
+template <class T>
+std::optional<T> in_child_process(const std::function<void(int)>& part, uint64_t& peak_rss) {
+  int fds[2];
+  if (::pipe(fds) != 0) return std::nullopt;
+  std::fflush(nullptr);
+  pid_t pid = ::fork();
+  if (pid < 0) return std::nullopt;
+  if (pid == 0) {
+    ::close(fds[0]);
+    part(fds[1]);
+    ::_exit(1); // `part` should not return
+  }
+  ::close(fds[1]);
+  T out{};
+  bool got = ::read(fds[0], &out, sizeof out) == static_cast<ssize_t>(sizeof out);
+  ::close(fds[0]);
+  int status = 0;
+  rusage ru{};
+  ::wait4(pid, &status, 0, &ru);
+  peak_rss = std::max(peak_rss, static_cast<uint64_t>(ru.ru_maxrss) * 1024);
+  if (!got || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return std::nullopt;
+  return out;
 }
 
 /// The process's resident set now (/proc/self/statm), in bytes; 0 if unreadable.

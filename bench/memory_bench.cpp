@@ -13,7 +13,6 @@
 #include <thread>
 
 #include <sys/resource.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <caf/actor_system.hpp>
@@ -156,30 +155,18 @@ struct child_result {
   uint64_t peak_rss_bytes = 0;
 };
 
-/// Runs `part` in a child process (a clean heap for each measurement), which ends with
-/// child_done(figure), and returns the figure and the child's peak RSS.
+/// Runs `part`, which ends with child_done(figure), in a child process (a clean heap
+/// for each measurement), and returns the figure and the child's peak RSS.
 child_result in_child(const std::function<void()>& part) {
-  int fds[2];
-  if (::pipe(fds) != 0) return {};
-  std::fflush(nullptr);
-  pid_t pid = ::fork();
-  if (pid < 0) return {};
-  if (pid == 0) {
-    ::close(fds[0]);
-    result_fd = fds[1];
-    part();
-    child_done(-1); // not reached: every part ends with child_done
-  }
-  ::close(fds[1]);
   child_result out;
-  double v = -1;
-  if (::read(fds[0], &v, sizeof v) == sizeof v) out.value = v;
-  ::close(fds[0]);
-  int status = 0;
-  rusage ru{};
-  ::wait4(pid, &status, 0, &ru);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) out.value = -1;
-  out.peak_rss_bytes = static_cast<uint64_t>(ru.ru_maxrss) * 1024;
+  auto v = in_child_process<double>(
+    [&](int fd) {
+      result_fd = fd;
+      part();
+      child_done(-1); // not reached: every part ends with child_done
+    },
+    out.peak_rss_bytes);
+  if (v) out.value = *v;
   return out;
 }
 

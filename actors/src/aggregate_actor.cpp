@@ -188,11 +188,22 @@ void process_queue(aggregate_actor_t* self) {
   if (st.stop_requested && !st.busy && st.next_waiting == st.waiting.size()) self->quit();
 }
 
+/// The answer to a command beyond an instance's queue bound.
+error queue_full(const stream_id& stream, size_t limit) {
+  return error{errc::unavailable, "overloaded: aggregate " + stream.str() + " holds " +
+                                    std::to_string(limit) +
+                                    " waiting commands, its limit (max_queued_commands); "
+                                    "retry later or send fewer at once"};
+}
+
 void accept(aggregate_actor_t* self, command_message& cmd, command_reply_to& rp) {
   auto& st = self->state;
   rp.count_in(st.ctx->metrics.get());
-  if (st.busy) st.waiting.emplace_back(std::move(cmd), std::move(rp));
-  else handle(self, cmd, rp);
+  if (!st.busy) return handle(self, cmd, rp);
+  auto limit = st.ctx->options.max_queued_commands;
+  if (limit > 0 && st.waiting.size() - st.next_waiting >= limit)
+    return rp.deliver(queue_full(st.stream, limit));
+  st.waiting.emplace_back(std::move(cmd), std::move(rp));
 }
 
 caf::behavior aggregate_actor(aggregate_actor_t* self, stream_id stream,
@@ -314,6 +325,55 @@ expected<caf::actor> route(router_actor_t* self, const command_message& cmd) {
   return it->second.actor;
 }
 
+/// Stops every aggregate, for the router's exit. An idle instance is referenced by the
+/// router alone: releasing that reference (after dropping the monitor) destroys it
+/// right here, as CAF's "unreachable" exit, with no message either way. With a million
+/// live instances that takes a second or two, where an exit message to each and a
+/// down message back took minutes. Instances that are still referenced elsewhere (an
+/// append or a message in flight) or are passivating get an exit message as before,
+/// and the router waits for their down messages. Nothing acknowledged is lost either
+/// way: a command is answered only once its events are durable.
+void stop_aggregates(router_actor_t* self) {
+  auto& st = self->state;
+  // The handles in a vector, so that the instances' memory can be fetched ahead.
+  std::vector<caf::actor> handles;
+  handles.reserve(st.live.size());
+  for (auto& kv : st.live) handles.push_back(std::move(kv.second.actor));
+  st.live.clear();
+  std::vector<caf::actor_addr> still; // stopping on their own, or referenced elsewhere
+  constexpr size_t ahead = 8;
+  for (size_t i = 0; i < handles.size(); ++i) {
+    if (i + ahead < handles.size())
+      __builtin_prefetch(caf::actor_cast<caf::abstract_actor*>(handles[i + ahead]));
+    auto addr = handles[i].address();
+    self->demonitor(addr);
+    handles[i] = nullptr; // destroys an idle instance here
+    if (auto alive = caf::actor_cast<caf::actor>(addr)) {
+      self->monitor(alive); // a down message at once if it has just stopped
+      still.push_back(std::move(addr));
+    }
+  }
+  std::unordered_map<caf::actor_addr, std::string> ids;
+  for (auto& addr : still)
+    if (auto it = st.ids.find(addr); it != st.ids.end()) ids.emplace(addr, std::move(it->second));
+  if (!st.draining.empty()) // passivating instances, which are not in `live`
+    for (auto& kv : st.ids)
+      if (st.draining.count(kv.second)) ids.emplace(kv.first, std::move(kv.second));
+  st.ids.swap(ids);
+  st.children->clear();
+  for (auto& kv : st.ids) st.children->insert(kv.first);
+  for (auto& kv : st.ids) self->send_exit(kv.first, st.stop_reason);
+}
+
+/// Holds a command for an instance that is passivating, within the instances' queue bound.
+void park(router_actor_t* self, command_message& cmd, command_reply_to rp) {
+  auto& st = self->state;
+  auto& queue = st.draining[cmd.target.id];
+  auto limit = st.ctx->options.max_queued_commands;
+  if (limit > 0 && queue.size() >= limit) return rp.deliver(queue_full(cmd.target, limit));
+  queue.emplace_back(std::move(rp), std::move(cmd));
+}
+
 caf::behavior router_actor(router_actor_t* self, std::shared_ptr<const aggregate_context> ctx) {
   self->state.ctx = std::move(ctx);
   // Aggregates are monitored: the router stops only once every aggregate is down,
@@ -325,7 +385,7 @@ caf::behavior router_actor(router_actor_t* self, std::shared_ptr<const aggregate
     if (st.stopping) return;
     st.stopping = true;
     st.stop_reason = em.reason;
-    for (auto& kv : st.ids) self->send_exit(kv.first, em.reason);
+    stop_aggregates(self);
     if (st.ids.empty()) self->quit(st.stop_reason);
   });
   self->attach_functor([children = self->state.children] {
@@ -368,8 +428,7 @@ caf::behavior router_actor(router_actor_t* self, std::shared_ptr<const aggregate
       if (!target) return to_caf(target.error());
       if (!*target) { // passivating: parked until the instance is down
         auto rp = self->make_response_promise();
-        self->state.draining[cmd.target.id].emplace_back(command_reply_to{rp, nullptr},
-                                                         std::move(cmd));
+        park(self, cmd, command_reply_to{rp, nullptr});
         return rp;
       }
       return self->delegate(*target, a, std::move(cmd));
@@ -379,8 +438,7 @@ caf::behavior router_actor(router_actor_t* self, std::shared_ptr<const aggregate
       auto target = route(self, cmd);
       if (!target) return (*sink.sink)(target.error());
       if (*target) return self->send(*target, a, std::move(cmd), std::move(sink));
-      self->state.draining[cmd.target.id].emplace_back(command_reply_to{{}, std::move(sink.sink)},
-                                                       std::move(cmd));
+      park(self, cmd, command_reply_to{{}, std::move(sink.sink)});
     },
     [self](tick_atom) { passivate_idle(self); },
   };

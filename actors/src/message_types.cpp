@@ -74,6 +74,10 @@ node_config::node_config() {
     .add(options.log_level, "log-level", "trace|debug|info|warn|error|critical|off")
     .add(options.command_timeout, "command-timeout", "how long a command may take")
     .add(options.query_timeout, "query-timeout", "how long a query waits for its position")
+    .add(options.max_commands_in_flight, "max-commands-in-flight",
+         "commands the node holds at once; beyond, unavailable (\"overloaded\") (0: no bound)")
+    .add(options.aggregates.max_queued_commands, "max-queued-commands",
+         "commands one aggregate holds while busy; beyond, \"overloaded\" (0: no bound)")
     .add(options.aggregates.snapshot_every, "snapshot-every",
          "snapshot an aggregate every N events (0: never)")
     .add(options.aggregates.passivate_after, "passivate-after",

@@ -58,7 +58,7 @@ caf::behavior sweeper(sweeper_t* self, std::shared_ptr<command_lane> lane) {
         }
         again = lane->ticking = !q.empty();
       }
-      for (auto& sink : expired) (*sink)(error{errc::timeout, "no reply to the command in time"});
+      for (auto& sink : expired) sink->expire(error{errc::timeout, "no reply to the command in time"});
       if (again) self->delayed_send(self, sweep_interval, expire_atom::value);
     },
   };
@@ -77,6 +77,8 @@ struct node::impl {
   caf::actor feed; // the event feed's publisher (event_feed.hpp)
   std::vector<std::shared_ptr<command_lane>> lanes; // one per scheduler thread
   std::vector<caf::actor> sweepers;                  // one per lane
+  // Commands held now, against opts.max_commands_in_flight (reply_sink.hpp).
+  command_slots in_flight = std::make_shared<std::atomic<size_t>>(0);
 
   std::shared_mutex mutex; // guards the maps and `stopped`
   std::unordered_map<std::string, caf::actor> routers;     // by category
@@ -366,7 +368,18 @@ void node::send_command(command_message cmd, reply_handler on_reply) {
                                                cmd.target.category + "\""});
     }
     router = it->second;
-    sink = std::make_shared<reply_sink>(std::move(on_reply), impl_->opts.metrics);
+    if (auto limit = impl_->opts.max_commands_in_flight;
+        limit > 0 && impl_->in_flight->fetch_add(1, std::memory_order_acq_rel) >= limit) {
+      impl_->in_flight->fetch_sub(1, std::memory_order_acq_rel);
+      guard.unlock();
+      return on_reply(error{errc::unavailable,
+                            "overloaded: the node holds " + std::to_string(limit) +
+                              " commands in flight, its limit (max_commands_in_flight); "
+                              "retry later or send fewer at once"});
+    }
+    sink = std::make_shared<reply_sink>(
+      std::move(on_reply), impl_->opts.metrics,
+      impl_->opts.max_commands_in_flight > 0 ? impl_->in_flight : nullptr);
     auto& lanes = impl_->lanes;
     lane = std::hash<std::thread::id>{}(std::this_thread::get_id()) % lanes.size();
     std::lock_guard<std::mutex> lane_guard{lanes[lane]->mutex};

@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include <caf/actor_system_config.hpp>
@@ -23,6 +24,53 @@
 namespace cairn {
 
 namespace {
+
+/// CAF's clock, minus a hand-over per stopping actor. CAF asks the clock to cancel an
+/// actor's timeouts whenever an actor stops, and CAF's thread-safe clock hands every
+/// such request to its own thread through a 64-slot ring buffer: stopping a million
+/// aggregates (which never set a timeout) then meant a million wake-ups of the clock
+/// thread, and minutes. This clock remembers which actors have set a timeout and
+/// passes on only their cancellations.
+class node_clock final : public caf::detail::thread_safe_actor_clock {
+public:
+  using super = caf::detail::thread_safe_actor_clock;
+
+  void set_ordinary_timeout(time_point t, caf::abstract_actor* self, caf::atom_value type,
+                            uint64_t id) override {
+    remember(self);
+    super::set_ordinary_timeout(t, self, type, id);
+  }
+
+  void set_request_timeout(time_point t, caf::abstract_actor* self, caf::message_id id) override {
+    remember(self);
+    super::set_request_timeout(t, self, id);
+  }
+
+  void set_multi_timeout(time_point t, caf::abstract_actor* self, caf::atom_value type,
+                         uint64_t id) override {
+    remember(self);
+    super::set_multi_timeout(t, self, type, id);
+  }
+
+  /// Called by every stopping actor (its own last act, so no timeout of it can be
+  /// set concurrently).
+  void cancel_timeouts(caf::abstract_actor* self) override {
+    {
+      std::lock_guard<std::mutex> guard{mutex_};
+      if (with_timeouts_.erase(self) == 0) return;
+    }
+    super::cancel_timeouts(self);
+  }
+
+private:
+  void remember(caf::abstract_actor* self) {
+    std::lock_guard<std::mutex> guard{mutex_};
+    with_timeouts_.insert(self);
+  }
+
+  std::mutex mutex_;
+  std::unordered_set<caf::abstract_actor*> with_timeouts_; // set one, not yet stopped
+};
 
 /// One shared FIFO of runnable actors and N worker threads that take from it.
 class work_sharing_scheduler final : public caf::scheduler::abstract_coordinator {
@@ -132,7 +180,7 @@ private:
   std::condition_variable ready_;
   std::deque<caf::resumable*> queue_; // null: a worker's stop mark
   std::vector<std::unique_ptr<worker>> workers_;
-  caf::detail::thread_safe_actor_clock clock_;
+  node_clock clock_;
   std::thread timer_;
 };
 

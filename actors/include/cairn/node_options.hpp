@@ -17,6 +17,11 @@ struct aggregate_options {
   /// Stop an instance's actor after it has been idle this long, freeing its memory
   /// (0: never). Its next command recovers it transparently.
   std::chrono::nanoseconds passivate_after = std::chrono::minutes{2};
+  /// Commands one instance holds while its previous command's events are being made
+  /// durable (0: no bound). Beyond it a command is answered at once with unavailable
+  /// ("overloaded"): each waiting command costs at least one store write, so a longer
+  /// queue would mostly wait into its timeout.
+  size_t max_queued_commands = 1024;
 };
 
 /// How the node keeps one projection's checkpoint: its position plus its read model
@@ -67,6 +72,10 @@ struct node_options {
   std::string log_level = "info";
   /// How long a command may take before its sender gets errc::timeout.
   std::chrono::nanoseconds command_timeout = std::chrono::seconds{10};
+  /// Commands the node holds at once: sent and neither answered nor dropped (0: no
+  /// bound). Beyond it, send() answers at once with unavailable ("overloaded"), so a
+  /// flood costs bounded memory and gets a fast, clear answer (docs/overload.md).
+  size_t max_commands_in_flight = 65536;
   /// How long a query may wait for its projection to reach the asked position.
   std::chrono::nanoseconds query_timeout = std::chrono::seconds{5};
   /// Defaults for register_aggregate() without options.
