@@ -13,6 +13,9 @@
 #include <cairn/memory_journal.hpp>
 #include <cairn/node.hpp>
 #include <cairn/node_config.hpp>
+#ifdef CAIRN_WITH_POSTGRES
+#include <cairn/postgres_journal.hpp>
+#endif
 
 #include "bank/account.hpp"
 #include "bank/balances.hpp"
@@ -28,8 +31,9 @@ namespace {
 
 constexpr const char* usage =
   "bank_bench [--dir DIR] [--clients K] [--accounts A] [--commands C | --seconds S]\n"
-  "  [--pilot-seconds P] [--runs R] [--store file|memory] [--sync always|interval|never]\n"
-  "  [--disk-probe-seconds D] [--metrics on|off]";
+  "  [--pilot-seconds P] [--runs R] [--store file|memory|postgres] [--sync always|interval|never]\n"
+  "  [--disk-probe-seconds D] [--metrics on|off]\n"
+  "  [--postgres-url URL (schema bench_bank, emptied per run)]";
 
 struct settings {
   fs::path dir = "bench-data/bank";
@@ -42,8 +46,26 @@ struct settings {
   std::string store = "file";
   sync_policy sync = sync_policy::always;
   double disk_probe_seconds = 1;
+  std::string postgres_url;
   bool metrics = true; ///< node_options::metrics (bench/metrics_ab compares on and off)
 };
+
+/// The store of one run: fresh (emptied) each time.
+std::shared_ptr<journal> open_run_store(const settings& s) {
+  if (s.store != "postgres") return open_bench_store(s.store, s.dir / "events", s.sync);
+#ifdef CAIRN_WITH_POSTGRES
+  postgres_options o;
+  o.schema = "bench_bank";
+  auto dropped = drop_postgres_schema(s.postgres_url, o);
+  auto opened = dropped ? open_postgres_journal(s.postgres_url, o)
+                        : expected<std::shared_ptr<journal>>(dropped.error());
+  if (opened) return *opened;
+  std::fprintf(stderr, "cannot open the PostgreSQL store: %s\n", opened.error().describe().c_str());
+#else
+  std::fprintf(stderr, "built without PostgreSQL support\n");
+#endif
+  std::exit(1);
+}
 
 /// One node on a fresh store, as every run starts.
 struct bench_node {
@@ -54,7 +76,7 @@ struct bench_node {
   explicit bench_node(const settings& s) {
     std::error_code ec;
     fs::remove_all(s.dir, ec);
-    auto inner = open_bench_store(s.store, s.dir / "events", s.sync);
+    auto inner = open_run_store(s);
     store = std::make_shared<counting_journal>(inner);
     cfg.options.log_level = "warn";
     cfg.options.query_timeout = std::chrono::seconds{120};
@@ -191,9 +213,11 @@ int main(int argc, char** argv) {
   s.store = args.get("store", s.store);
   auto sync = parse_sync_policy(args.get("sync", std::string{"always"}));
   s.disk_probe_seconds = args.get("disk-probe-seconds", s.disk_probe_seconds);
+  s.postgres_url = args.get("postgres-url", s.postgres_url);
   auto metrics = args.get("metrics", std::string{"on"});
   if (!args.all_used(usage)) return 2;
-  if (!sync || (s.store != "file" && s.store != "memory") || s.clients == 0 || s.accounts == 0 ||
+  bool postgres = s.store == "postgres" && !s.postgres_url.empty();
+  if (!sync || (s.store != "file" && s.store != "memory" && !postgres) || s.clients == 0 || s.accounts == 0 ||
       s.runs == 0 || (metrics != "on" && metrics != "off")) {
     std::fprintf(stderr, "bad option value\nusage: %s\n", usage);
     return 2;

@@ -5,6 +5,8 @@
 //     total of --rate commands/s for --seconds; --projections projections record,
 //     per applied event, the time from its commit (the envelope's timestamp, taken
 //     by the store before its durable write) to the moment apply runs.
+// With --postgres-url URL the catch-up reads a PostgreSQL store (schema bench_catchup,
+// emptied first) instead of the file store; the live part stays on the file store.
 // Prints medians of --runs catch-up runs and the lag's p50/p99/max, then one
 // "RESULT {json}" line. No assertions on the figures.
 // Usage: projection_bench [--dir DIR] [--events N] [--runs R] [--seconds S]
@@ -20,6 +22,9 @@
 #include <cairn/file_journal.hpp>
 #include <cairn/node.hpp>
 #include <cairn/node_config.hpp>
+#ifdef CAIRN_WITH_POSTGRES
+#include <cairn/postgres_journal.hpp>
+#endif
 #include <cairn/variant_codec.hpp>
 
 #include "bank/account.hpp"
@@ -62,6 +67,10 @@ struct lag_recorder {
   }
 };
 
+std::string postgres_url; ///< --postgres-url: catch up from PostgreSQL
+
+std::shared_ptr<journal> open_catch_up_store(const fs::path& dir, bool fresh);
+
 std::shared_ptr<journal> open_store(const fs::path& dir, sync_policy sync) {
   file_journal_options o;
   o.sync = sync;
@@ -71,6 +80,27 @@ std::shared_ptr<journal> open_store(const fs::path& dir, sync_policy sync) {
     std::exit(1);
   }
   return *store;
+}
+
+std::shared_ptr<journal> open_catch_up_store(const fs::path& dir, bool fresh) {
+  if (postgres_url.empty()) return open_store(dir, sync_policy::never);
+#ifdef CAIRN_WITH_POSTGRES
+  postgres_options o;
+  o.schema = "bench_catchup";
+  if (fresh) {
+    if (auto dropped = drop_postgres_schema(postgres_url, o); !dropped) {
+      std::fprintf(stderr, "%s\n", dropped.error().describe().c_str());
+      std::exit(1);
+    }
+  }
+  auto opened = open_postgres_journal(postgres_url, o);
+  if (opened) return *opened;
+  std::fprintf(stderr, "cannot open the PostgreSQL store: %s\n", opened.error().describe().c_str());
+#else
+  (void)fresh;
+  std::fprintf(stderr, "built without PostgreSQL support\n");
+#endif
+  std::exit(1);
 }
 
 /// Appends `events` account events straight to the store, 1,000 per stream and write.
@@ -100,7 +130,7 @@ std::unique_ptr<node_config> make_config() {
 
 double catch_up_once(const fs::path& dir, uint64_t events) {
   auto cfg = make_config();
-  node n{*cfg, open_store(dir, sync_policy::never)};
+  node n{*cfg, open_catch_up_store(dir, false)};
   auto t0 = clock_type::now();
   if (!n.register_projection<event_count>()) std::exit(1);
   auto seen = n.query<event_count>([](const event_count& c) { return c.events; }, events);
@@ -184,8 +214,10 @@ int main(int argc, char** argv) {
   auto clients = args.get("clients", uint64_t{8});
   auto projections = std::min<uint64_t>(std::max<uint64_t>(args.get("projections", uint64_t{2}), 1), 3);
   auto sync = parse_sync_policy(args.get("sync", std::string{"always"}));
+  postgres_url = args.get("postgres-url", std::string{});
   if (!args.all_used("projection_bench [--dir DIR] [--events N] [--runs R] [--seconds S] "
-                     "[--rate R] [--clients C] [--projections P] [--sync always|interval|never]") ||
+                     "[--rate R] [--clients C] [--projections P] [--sync always|interval|never] "
+                     "[--postgres-url URL]") ||
       !sync)
     return 2;
 
@@ -193,13 +225,14 @@ int main(int argc, char** argv) {
   fs::remove_all(dir, ec);
   fs::create_directories(dir);
   {
-    auto store = open_store(dir / "catch-up", sync_policy::never);
+    auto store = open_catch_up_store(dir / "catch-up", true);
     fill(*store, events);
   }
   std::vector<double> rates;
   for (uint64_t r = 0; r < runs; ++r) rates.push_back(catch_up_once(dir / "catch-up", events));
-  std::printf("catch-up: %llu events from the file store: median %.0f events/s (%llu runs)\n",
-              static_cast<unsigned long long>(events), median(rates),
+  std::printf("catch-up: %llu events from the %s store: median %.0f events/s (%llu runs)\n",
+              static_cast<unsigned long long>(events),
+              postgres_url.empty() ? "file" : "PostgreSQL", median(rates),
               static_cast<unsigned long long>(runs));
 
   auto live = live_lag(dir / "live", *sync, seconds, rate, clients, projections);
@@ -210,6 +243,7 @@ int main(int argc, char** argv) {
               static_cast<long long>(live.max_us), static_cast<unsigned long long>(live.samples));
   print_result({{"program", "projection_bench"},
                 {"catch_up_events", events},
+                {"catch_up_store", postgres_url.empty() ? "file" : "postgres"},
                 {"catch_up_events_per_s", median(rates)},
                 {"live_writes_per_s", live.writes_per_s},
                 {"live_sync", to_string(*sync)},

@@ -315,8 +315,15 @@ std::optional<sse_request> route(http_server::impl& s, api_request req, responde
     handle_query(s, seg[1], query, respond);
     return std::nullopt;
   }
-  if (n == 1 && (first == "health" || first == "ready" || first == "events")) {
+  if (n == 1 && (first == "health" || first == "ready" || first == "events" ||
+                 first == "metrics")) {
     if (!get) return method_not_allowed("GET");
+    if (first == "metrics") {
+      s.run_blocking([&s, respond = std::move(respond)] {
+        respond({200, "text/plain; version=0.0.4; charset=utf-8", s.target.metrics_text()});
+      });
+      return std::nullopt;
+    }
     if (first == "health") {
       respond(json_response(200, json{{"status", "ok"}}));
       return std::nullopt;

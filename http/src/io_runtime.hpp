@@ -12,6 +12,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 
 #include "server_state.hpp"
@@ -36,6 +37,7 @@ struct io_runtime {
   tcp::acceptor acceptor{io};
   asio::steady_timer accept_backoff{io};
   std::optional<asio::ssl::context> tls;
+  asio::thread_pool blocking{1}; ///< http_server::impl::run_blocking
   std::vector<std::thread> threads;
   uint16_t port = 0;
 

@@ -142,6 +142,7 @@ expected<void> http_server::start() {
       st->io->wake_all();
     }
   });
+  s.run_blocking = [&rt](std::function<void()> work) { asio::post(rt.blocking, std::move(work)); };
   s.listening = true;
   do_accept(s);
   for (size_t i = 0; i < s.opts.threads; ++i) rt.threads.emplace_back([&rt] { rt.io.run(); });
@@ -164,6 +165,7 @@ void http_server::stop() {
   rt.io.stop();
   for (auto& t : rt.threads) t.join();
   rt.threads.clear();
+  rt.blocking.join(); // a scrape under way finishes; its answer is dropped
   beast::error_code ec;
   rt.acceptor.close(ec);
   // Sessions still waiting for the node keep the state (and the io_context) alive

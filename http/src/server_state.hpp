@@ -62,6 +62,10 @@ struct http_server::impl : std::enable_shared_from_this<http_server::impl> {
   std::map<std::string, query_runner, std::less<>> queries;
   std::vector<std::string> watched_projections;
 
+  /// Runs work that blocks (a metrics scrape asks actors and waits) off the I/O
+  /// threads, on the server's one worker thread.
+  std::function<void(std::function<void()>)> run_blocking;
+
   std::atomic<size_t> connections{0};
   std::atomic<uint64_t> head{0}; ///< the store's head as its listener last saw it
   uint64_t listener = 0;

@@ -85,14 +85,9 @@ public:
       for (size_t i : valid) results[i] = error{code, why};
       return results;
     };
-    if (!writer_) {
-      auto w = client_->acquire();
-      if (!w) return fail_all(errc::unavailable, w.error().message());
-      writer_.emplace(std::move(*w));
-    }
-    auto& w = *writer_;
-
-    // Phase 1: take the head lock and the streams' versions.
+    // Phase 1: take the head lock and the streams' versions. Nothing is committed yet,
+    // so a connection found broken here (the server restarted since the last batch) is
+    // replaced and the phase tried once more.
     array_builder names(text_oid);
     for (size_t i : valid) names.add(batch[i].stream.str());
     std::vector<query> begin;
@@ -102,7 +97,19 @@ public:
     begin.push_back(query{"SELECT s, COALESCE((SELECT max(version) FROM " + t_.events +
                             " e WHERE e.stream = s), 0) FROM unnest($1::text[]) AS s",
                           {param{text_array_oid, names.value()}}});
-    auto started = w.run(std::move(begin));
+    pipeline_outcome started;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      if (!writer_) {
+        auto w = client_->acquire();
+        if (!w) return fail_all(errc::unavailable, w.error().message());
+        writer_.emplace(std::move(*w));
+      }
+      started = writer_->run(begin);
+      if (!started.lost) break;
+      writer_.reset();
+    }
+    if (!writer_) return fail_all(errc::unavailable, "PostgreSQL is unavailable: " + started.error);
+    auto& w = *writer_;
     if (!started.ok()) return give_up(w, started, results, valid, false);
 
     const PGresult* head_row = started.results[1].get();
@@ -203,24 +210,20 @@ public:
   }
 
   expected<uint64_t> stream_version(const stream_id& s) const override {
-    auto c = client_->acquire();
-    if (!c) return std::move(c).error();
-    auto r = c->run(query{"SELECT COALESCE(max(version), 0) FROM " + t_.events +
-                            " WHERE stream = $1",
-                          {param{text_oid, s.str(), true}}});
-    if (!r.ok()) return error{errc::unavailable, r.error};
-    return static_cast<uint64_t>(get_int8(r.results[0].get(), 0, 0));
+    auto r = run_read(query{"SELECT COALESCE(max(version), 0) FROM " + t_.events +
+                              " WHERE stream = $1",
+                            {param{text_oid, s.str(), true}}});
+    if (!r) return std::move(r).error();
+    return static_cast<uint64_t>(get_int8(r->results[0].get(), 0, 0));
   }
 
   uint64_t head_position() const override { return head_.load(); }
 
   expected<std::vector<stream_id>> list_streams() const override {
-    auto c = client_->acquire();
-    if (!c) return std::move(c).error();
-    auto r = c->run(sql("SELECT DISTINCT stream FROM " + t_.events));
-    if (!r.ok()) return error{errc::unavailable, r.error};
+    auto r = run_read(sql("SELECT DISTINCT stream FROM " + t_.events));
+    if (!r) return std::move(r).error();
     std::vector<stream_id> out;
-    const PGresult* rows = r.results[0].get();
+    const PGresult* rows = r->results[0].get();
     for (int i = 0; i < PQntuples(rows); ++i) {
       auto s = stream_id::parse(get_bytes(rows, i, 0));
       if (!s) return error{errc::corrupt, "bad stream name " + get_bytes(rows, i, 0)};
@@ -230,14 +233,26 @@ public:
   }
 
 private:
-  expected<std::vector<envelope>> read(query q) const {
-    auto c = client_->acquire();
-    if (!c) return std::move(c).error();
-    auto r = c->run(std::move(q));
-    if (!r.ok()) return error{errc::unavailable, "PostgreSQL read failed: " + r.error};
+  expected<std::vector<envelope>> read(const query& q) const {
+    auto r = run_read(q);
+    if (!r) return std::move(r).error();
     std::vector<envelope> out;
-    if (auto ok = decode_events(r.results[0].get(), out); !ok) return std::move(ok).error();
+    if (auto ok = decode_events(r->results[0].get(), out); !ok) return std::move(ok).error();
     return out;
+  }
+
+  /// Runs a read on a pooled connection; a connection found broken (the server restarted
+  /// since it was last used) is replaced and the read tried once more.
+  expected<pipeline_outcome> run_read(const query& q) const {
+    pipeline_outcome r;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      auto c = client_->acquire();
+      if (!c) return std::move(c).error();
+      r = c->run(q);
+      if (r.ok()) return r;
+      if (!r.lost) break;
+    }
+    return error{errc::unavailable, "PostgreSQL read failed: " + r.error};
   }
 
   /// Ends a failed transaction and fails every valid request of the batch.
@@ -316,11 +331,9 @@ private:
         if (stopping_) return;
         woken_ = false;
       }
-      auto c = client_->acquire();
-      if (!c) continue;
-      auto r = c->run(sql("SELECT position FROM " + t_.head + " WHERE id = 1"));
-      if (!r.ok()) continue;
-      uint64_t stored = static_cast<uint64_t>(get_int8(r.results[0].get(), 0, 0));
+      auto r = run_read(sql("SELECT position FROM " + t_.head + " WHERE id = 1"));
+      if (!r) continue;
+      uint64_t stored = static_cast<uint64_t>(get_int8(r->results[0].get(), 0, 0));
       if (stored <= published_.load()) continue;
       std::lock_guard<std::mutex> lock(publish_mutex_);
       catch_up_locked(stored);

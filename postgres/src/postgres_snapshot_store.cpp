@@ -74,4 +74,18 @@ expected<std::shared_ptr<snapshot_store>> open_postgres_snapshot_store(
     std::make_shared<postgres_snapshot_store>(std::move(*c), options.schema));
 }
 
+expected<void> drop_postgres_schema(const std::string& conninfo,
+                                    const postgres_options& options) {
+  if (auto valid = pg::check_schema_name(options.schema); !valid) return valid;
+  auto c = pg::client::open(conninfo, options.connect_timeout, 1);
+  if (!c) return std::move(c).error();
+  auto conn = (*c)->acquire();
+  if (!conn) return std::move(conn).error();
+  auto r = conn->run(pg::query{"DROP SCHEMA IF EXISTS " + pg::quote_ident(options.schema) +
+                                 " CASCADE", {}});
+  if (!r.ok()) return error{errc::unavailable, "cannot drop PostgreSQL schema " +
+                                                 options.schema + ": " + r.error};
+  return {};
+}
+
 } // namespace cairn

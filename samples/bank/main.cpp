@@ -19,6 +19,9 @@
 #include <cairn/node.hpp>
 #include <cairn/node_config.hpp>
 #include <cairn/variant_codec.hpp>
+#ifdef CAIRN_WITH_POSTGRES
+#include <cairn/postgres_journal.hpp>
+#endif
 
 #include "bank/account.hpp"
 #include "bank/balances.hpp"
@@ -42,8 +45,13 @@ struct bank_config : cairn::node_config {
   size_t accounts = 10'000;
   size_t commands = 1'000'000;
   size_t clients = 256;
-  std::string store = "file";
-  std::string data = "./data";
+  std::string store;        ///< empty: [cairn] store (default file)
+  std::string data;         ///< empty: [cairn] data (default ./data)
+  std::string postgres_url; ///< empty: [cairn] postgres-url
+  /// The node config's store keys ([cairn] store, data, postgres-url, postgres-schema in
+  /// config/node.ini), which --store, --data and --postgres-url override.
+  std::string config_store = "file", config_data = "./data", config_postgres_url;
+  std::string postgres_schema = "cairn";
   std::string sync = "always";
   bool fresh = false;
   size_t transfers = 0;
@@ -54,15 +62,21 @@ struct bank_config : cairn::node_config {
       .add(accounts, "accounts,a", "number of accounts (A)")
       .add(commands, "commands,c", "number of timed commands (C)")
       .add(clients, "clients,k", "concurrent closed-loop clients (K)")
-      .add(store, "store", "event store: file (default) or memory")
+      .add(store, "store", "event store: file (default), postgres or memory")
       .add(data, "data", "data folder of the file store")
+      .add(postgres_url, "postgres-url", "PostgreSQL URL of the postgres store")
       .add(sync, "sync", "file store sync policy: always, interval or never")
-      .add(fresh, "fresh", "delete the data folder's events first")
+      .add(fresh, "fresh", "delete the store's events first (data folder or schema)")
       .add(transfers, "transfers", "after the workload, run N transfers through the saga")
       .add(kafka_brokers, "kafka-brokers",
            "publish account events to Kafka and take deposits from topic payments "
            "(host:port,...; mock: an in-process mock cluster)")
       .add(kafka_payments, "kafka-payments", "payments sent through Kafka (with --kafka-brokers)");
+    caf::config_option_adder{custom_options_, "cairn"}
+      .add(config_store, "store", "event store: file, postgres or memory")
+      .add(config_data, "data", "data folder of the file store")
+      .add(config_postgres_url, "postgres-url", "PostgreSQL URL of the postgres store")
+      .add(postgres_schema, "postgres-schema", "schema of the postgres store");
   }
 };
 
@@ -244,9 +258,38 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "accounts and clients must be positive\n");
     return 2;
   }
+  if (cfg.store.empty()) cfg.store = cfg.config_store;
+  if (cfg.data.empty()) cfg.data = cfg.config_data;
+  if (cfg.postgres_url.empty()) cfg.postgres_url = cfg.config_postgres_url;
   std::shared_ptr<cairn::journal> store;
   std::shared_ptr<cairn::snapshot_store> snapshots;
-  if (cfg.store == "memory") {
+  if (cfg.store == "postgres") {
+#ifdef CAIRN_WITH_POSTGRES
+    cairn::postgres_options po;
+    po.schema = cfg.postgres_schema;
+    if (cfg.fresh) {
+      if (auto dropped = cairn::drop_postgres_schema(cfg.postgres_url, po); !dropped) {
+        std::fprintf(stderr, "cannot empty the store: %s\n", dropped.error().describe().c_str());
+        return 1;
+      }
+    }
+    auto opened = cairn::open_postgres_journal(cfg.postgres_url, po);
+    if (!opened) {
+      std::fprintf(stderr, "cannot open the store: %s\n", opened.error().describe().c_str());
+      return 1;
+    }
+    store = *opened;
+    auto snaps = cairn::open_postgres_snapshot_store(cfg.postgres_url, po);
+    if (!snaps) {
+      std::fprintf(stderr, "cannot open snapshots: %s\n", snaps.error().describe().c_str());
+      return 1;
+    }
+    snapshots = *snaps;
+#else
+    std::fprintf(stderr, "this build has no PostgreSQL store (CAIRN_BUILD_POSTGRES=OFF)\n");
+    return 2;
+#endif
+  } else if (cfg.store == "memory") {
     store = cairn::make_memory_journal();
   } else if (cfg.store == "file") {
     auto sync = cairn::parse_sync_policy(cfg.sync);
@@ -271,7 +314,7 @@ int main(int argc, char** argv) {
     }
     snapshots = *snaps;
   } else {
-    std::fprintf(stderr, "unknown store \"%s\" (file or memory)\n", cfg.store.c_str());
+    std::fprintf(stderr, "unknown store \"%s\" (file, postgres or memory)\n", cfg.store.c_str());
     return 2;
   }
   int rc = 0;
@@ -371,7 +414,9 @@ int main(int argc, char** argv) {
     getrusage(RUSAGE_SELF, &ru);
     std::printf("machine: %u cores\nstore: %s%s, sync: %s\n", std::thread::hardware_concurrency(),
                 cfg.store.c_str(), cfg.store == "file" ? (" in " + cfg.data).c_str() : "",
-                cfg.store == "file" ? cfg.sync.c_str() : "none (in-memory)");
+                cfg.store == "file"       ? cfg.sync.c_str()
+                : cfg.store == "postgres" ? "the server's (synchronous_commit)"
+                                          : "none (in-memory)");
     std::printf("accounts (A): %zu  commands (C): %zu  clients (K): %zu\n", cfg.accounts,
                 plan.size(), k);
     std::printf("accepted: %llu  rejected: %llu  failed: %llu\n",

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "http/http_fixture.hpp"
+#include "support/prometheus_text.hpp"
 
 using namespace cairn;
 using namespace cairn::http_test;
@@ -159,4 +160,19 @@ TEST_CASE("http: the event stream catches up, goes live and resumes from Last-Ev
   pending.clear();
   CHECK(read_events(fd, 1, pending).empty());
   ::close(fd);
+}
+
+TEST_CASE("http: GET /metrics serves the node's metrics in Prometheus text format") {
+  bank_server s;
+  REQUIRE(s.post("/commands/account/mo", R"({"type":"open","data":{"owner":"M"}})").status == 200);
+  REQUIRE(s.post("/commands/account/mo", R"({"type":"withdraw","data":{"amount":9}})").status == 422);
+  auto r = s.get("/metrics");
+  REQUIRE(r.status == 200);
+  CHECK(r.headers.at("content-type") == "text/plain; version=0.0.4; charset=utf-8");
+  auto text = cairn::test::parse_prometheus(r.body);
+  INFO(r.body);
+  CHECK(text.problems.empty());
+  CHECK(text.value("cairn_commands_total", {{"category", "account"}, {"outcome", "handled"}}) == 1);
+  CHECK(text.value("cairn_commands_total", {{"category", "account"}, {"outcome", "rejected"}}) == 1);
+  CHECK(text.value("cairn_store_head_position") == 1);
 }

@@ -110,6 +110,9 @@ TEST_CASE("http bad input: slow and abandoned clients are dropped by the timeout
   CHECK(read_response(idle).status == 200);
   CHECK(closed_within(idle, 3000));
   ::close(idle);
+  for (int i = 0; i < 100 && s.http->connections() > 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds{20});
+  CHECK(s.http->connections() == 0);
   still_serving(s);
 }
 
@@ -125,6 +128,10 @@ TEST_CASE("http bad input: a client vanishing mid-stream leaves the rest serving
     ::close(fd); // gone, maybe mid-frame
     REQUIRE(s.post("/commands/account/v", R"({"type":"deposit","data":{"amount":1}})").status == 200);
   }
+  // The server noticed each departure and let its connection go.
+  for (int i = 0; i < 100 && s.http->connections() > 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds{50});
+  CHECK(s.http->connections() == 0);
   // A new stream still gets everything.
   int fd = connect_to(s.port());
   REQUIRE(send_all(fd, "GET /events?from=21 HTTP/1.1\r\nHost: x\r\n\r\n"));

@@ -26,6 +26,10 @@ class registry; // cairn/cli_tool.hpp
 /// What every subcommand gets: the global options, and the program's aggregate types.
 struct context {
   std::string data_dir = "./data";
+  /// --postgres-url: the store is in PostgreSQL (schema --postgres-schema), not data_dir.
+  std::string postgres_url;
+  std::string postgres_schema = "cairn";
+  bool uses_postgres() const { return !postgres_url.empty(); }
   const registry* types = nullptr; ///< never null inside run()
 };
 
@@ -79,6 +83,12 @@ file_journal_options store_options(bool read_only);
 
 /// Checks that the data folder exists, then opens it read-only.
 expected<std::shared_ptr<journal>> open_reader(const context& ctx);
+
+/// The PostgreSQL store of --postgres-url (an error if there is no Cairn schema there),
+/// and the PostgreSQL forms of `stats` and `verify` (tools/cli/postgres_store.cpp).
+expected<std::shared_ptr<journal>> open_postgres_reader(const context& ctx);
+int run_postgres_stats(const context& ctx, bool json);
+int run_postgres_verify(const context& ctx, bool quiet);
 
 /// The store folder for a --data DIR: a node's data folder (like the bank sample's
 /// ./data) keeps its events in DIR/events, which is used when DIR itself holds no store.

@@ -121,6 +121,10 @@ int run_import(context& ctx, std::vector<std::string> args) {
                             " in " + source + "; nothing was imported");
   }
 
+  if (ctx.uses_postgres())
+    return fail("import", "importing into a PostgreSQL store is not supported yet: "
+                          "import into a file store (--data DIR)");
+
   // 2. Take the writer lock and check the target streams.
   if (dry_run) {
     if (auto ok = require_data_dir(ctx); !ok) {

@@ -108,7 +108,9 @@ int run_read(context& ctx, std::vector<std::string> args) {
   auto version = (*store)->stream_version(*stream);
   if (!version) return fail("read", version.error().describe());
   if (*version == 0)
-    return fail("read", "stream " + printable(stream->str()) + " not found in " + ctx.data_dir);
+    return fail("read", "stream " + printable(stream->str()) + " not found in " +
+                          (ctx.uses_postgres() ? "PostgreSQL schema " + ctx.postgres_schema
+                                               : ctx.data_dir));
   for (uint64_t next = std::max<uint64_t>(from, 1); next <= *version;) {
     auto events = (*store)->read_stream(*stream, next, chunk);
     if (!events) return fail("read", events.error().describe());
@@ -169,7 +171,9 @@ int run_tail(context& ctx, std::vector<std::string> args) {
   while (!stop_requested) {
     nap(poll_interval_ms);
     if (stop_requested) break;
-    expected<uint64_t> head_now = refresh_file_journal(*live);
+    // A PostgreSQL store follows other writers' commits itself.
+    expected<uint64_t> head_now =
+      ctx.uses_postgres() ? expected<uint64_t>(live->head_position()) : refresh_file_journal(*live);
     if (!head_now) {
       // Start over with a fresh open: a node may have been restarting or recovering.
       auto fresh = open_reader(ctx);

@@ -86,6 +86,7 @@ int run_stats(context& ctx, std::vector<std::string> args) {
   auto json_flag = read_json_flag(ctx, std::move(args), stats_help);
   if (!json_flag) return exit_ok;
   bool json = *json_flag;
+  if (ctx.uses_postgres()) return run_postgres_stats(ctx, json);
   if (auto ok = require_data_dir(ctx); !ok) return fail("stats", ok.error().describe());
   auto stats = file_journal_statistics(ctx.data_dir);
   if (!stats) return fail("stats", stats.error().describe());

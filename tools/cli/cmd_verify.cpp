@@ -73,6 +73,7 @@ int run_verify(context& ctx, std::vector<std::string> args) {
     else if (r.positional())
       throw usage_error("unexpected argument \"" + printable(r.current()) + "\"");
   }
+  if (ctx.uses_postgres()) return run_postgres_verify(ctx, quiet);
   if (auto ok = require_data_dir(ctx); !ok) return fail("verify", ok.error().describe());
 
   progress_bar bar;

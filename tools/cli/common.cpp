@@ -169,6 +169,7 @@ file_journal_options store_options(bool read_only) {
 }
 
 expected<std::shared_ptr<journal>> open_reader(const context& ctx) {
+  if (ctx.uses_postgres()) return open_postgres_reader(ctx);
   if (auto ok = require_data_dir(ctx); !ok) return std::move(ok).error();
   return open_file_journal(ctx.data_dir, store_options(true));
 }

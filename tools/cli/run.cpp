@@ -35,6 +35,9 @@ Subcommands:
 Options:
   --data DIR              the data folder (default ./data; a node folder's events/ is
                           used when DIR holds no store); also accepted after the subcommand
+  --postgres-url URL      use the PostgreSQL store at URL instead (libpq URL or key=value
+                          string); streams, read, tail, stats, verify and export work on it
+  --postgres-schema NAME  its schema (default cairn)
   -h, --help              this help; `cairn <subcommand> --help` explains a subcommand
 
 Exit codes: 0 ok, 1 operation failed or verify found problems, 2 usage error.
@@ -87,6 +90,16 @@ int run(int argc, char** argv, const registry& types) {
       }
       if (dir.empty()) return usage("cairn", "--data needs a non-empty folder name");
       ctx.data_dir = dir;
+      continue;
+    }
+    if (a == "--postgres-url" || a == "--postgres-schema" || a.rfind("--postgres-url=", 0) == 0 ||
+        a.rfind("--postgres-schema=", 0) == 0) {
+      auto eq = a.find('=');
+      std::string name = a.substr(0, eq), value;
+      if (eq != std::string::npos) value = a.substr(eq + 1);
+      else if (i + 1 < args.size()) value = args[++i];
+      if (value.empty()) return usage("cairn", name + " needs a value");
+      (name == "--postgres-url" ? ctx.postgres_url : ctx.postgres_schema) = value;
       continue;
     }
     if (!a.empty() && a[0] == '-') return usage("cairn", "unknown option " + a);

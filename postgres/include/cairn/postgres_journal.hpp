@@ -45,4 +45,9 @@ expected<std::shared_ptr<journal>> open_postgres_journal(const std::string& conn
 expected<std::shared_ptr<snapshot_store>> open_postgres_snapshot_store(
   const std::string& conninfo, const postgres_options& options = {});
 
+/// Deletes the schema with every event, snapshot and checkpoint in it (no-op if absent).
+/// For tests, benchmarks and `--fresh` runs; close the store's journals first.
+expected<void> drop_postgres_schema(const std::string& conninfo,
+                                    const postgres_options& options = {});
+
 } // namespace cairn

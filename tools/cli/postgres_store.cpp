@@ -1,0 +1,105 @@
+// The cairn tool on a PostgreSQL store (--postgres-url URL): opening it for the readers,
+// and the PostgreSQL forms of stats and verify.
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "cli.hpp"
+
+#ifdef CAIRN_WITH_POSTGRES
+#include <cairn/postgres_journal.hpp>
+#include <cairn/postgres_tools.hpp>
+#endif
+
+namespace cairn::cli {
+
+#ifdef CAIRN_WITH_POSTGRES
+
+namespace {
+postgres_options options_of(const context& ctx) {
+  postgres_options o;
+  o.schema = ctx.postgres_schema;
+  return o;
+}
+} // namespace
+
+expected<std::shared_ptr<journal>> open_postgres_reader(const context& ctx) {
+  auto o = options_of(ctx);
+  // Never create a store where there is none: a typo in the URL or schema should say so.
+  auto stats = postgres_store_statistics(ctx.postgres_url, o);
+  if (!stats) return std::move(stats).error();
+  return open_postgres_journal(ctx.postgres_url, o);
+}
+
+int run_postgres_stats(const context& ctx, bool json) {
+  auto stats = postgres_store_statistics(ctx.postgres_url, options_of(ctx));
+  if (!stats) return fail("stats", stats.error().describe());
+  const auto& s = *stats;
+  bool empty = s.events == 0;
+  if (json) {
+    nlohmann::ordered_json j{{"events", s.events},
+                             {"streams", s.streams},
+                             {"snapshots", s.snapshots},
+                             {"bytes", s.bytes},
+                             {"head_position", s.head_position},
+                             {"schema_version", s.schema_version},
+                             {"first_timestamp_ns", nullptr},
+                             {"first_time", nullptr},
+                             {"last_timestamp_ns", nullptr},
+                             {"last_time", nullptr}};
+    if (!empty) {
+      j["first_timestamp_ns"] = s.first_timestamp_ns;
+      j["first_time"] = format_time(s.first_timestamp_ns);
+      j["last_timestamp_ns"] = s.last_timestamp_ns;
+      j["last_time"] = format_time(s.last_timestamp_ns);
+    }
+    std::cout << j.dump() << '\n';
+  } else {
+    std::cout << "events:         " << s.events << '\n'
+              << "streams:        " << s.streams << '\n'
+              << "snapshots:      " << s.snapshots << '\n'
+              << "bytes:          " << s.bytes << '\n'
+              << "head position:  " << s.head_position << '\n'
+              << "schema version: " << s.schema_version << '\n'
+              << "first event:    " << (empty ? "-" : format_time(s.first_timestamp_ns)) << '\n'
+              << "last event:     " << (empty ? "-" : format_time(s.last_timestamp_ns)) << '\n';
+  }
+  std::cout.flush();
+  return std::cout ? exit_ok : fail("stats", "cannot write the output");
+}
+
+int run_postgres_verify(const context& ctx, bool quiet) {
+  auto report = verify_postgres_store(ctx.postgres_url, options_of(ctx));
+  if (!report) return fail("verify", report.error().describe());
+  for (auto& problem : report->problems) std::cout << problem << '\n';
+  std::string checked = std::to_string(report->events) + " events, " +
+                        std::to_string(report->streams) + " streams in PostgreSQL schema " +
+                        ctx.postgres_schema;
+  if (!report->problems.empty()) {
+    std::cout.flush();
+    std::cerr << "cairn verify: " << report->problems.size()
+              << (report->problems.size() == 1 ? " problem" : " problems") << " found (checked "
+              << checked << ")\n";
+    return exit_failed;
+  }
+  if (!quiet) std::cout << "ok: " << checked << '\n';
+  std::cout.flush();
+  return exit_ok;
+}
+
+#else
+
+namespace {
+error no_postgres() {
+  return error{errc::unavailable, "this cairn was built without PostgreSQL support "
+                                  "(CAIRN_BUILD_POSTGRES=OFF)"};
+}
+} // namespace
+
+expected<std::shared_ptr<journal>> open_postgres_reader(const context&) { return no_postgres(); }
+int run_postgres_stats(const context&, bool) { return fail("stats", no_postgres().describe()); }
+int run_postgres_verify(const context&, bool) { return fail("verify", no_postgres().describe()); }
+
+#endif
+
+} // namespace cairn::cli
