@@ -62,6 +62,9 @@ void render_sagas(caf::scoped_actor& self, const metrics_sources& from, uint64_t
        [](const saga_status& s) { return s.open; });
   each("cairn_saga_steps_pending", "Commands sagas sent that are not known applied or failed yet.",
        kind::gauge, [](const saga_status& s) { return s.pending_steps; });
+  each("cairn_saga_instances_parked",
+       "Saga instances parked as failed, waiting for an operator's retry or close.", kind::gauge,
+       [](const saga_status& s) { return s.parked; });
   each("cairn_saga_rounds_failed_total",
        "Saga processing rounds whose store write failed (they are retried).", kind::counter,
        [](const saga_status& s) { return s.rounds_failed; });

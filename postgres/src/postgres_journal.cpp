@@ -375,6 +375,11 @@ expected<std::shared_ptr<client>> open_client(const std::string& conninfo,
 expected<std::shared_ptr<journal>> open_journal_at(const std::string& conninfo,
                                                    const postgres_options& options,
                                                    int schema_version_target) {
+  // The writer keeps one connection for good; reads need at least one more.
+  if (options.read_connections < 1)
+    return error{errc::invalid_argument,
+                 "postgres_options::read_connections must be at least 1 (reads need a "
+                 "connection besides the writer's)"};
   auto c = open_client(conninfo, options, options.read_connections + 1, schema_version_target);
   if (!c) return std::move(c).error();
   auto j = std::make_shared<postgres_journal>(std::move(*c), options);

@@ -27,7 +27,9 @@ public:
         " (stream, version, type, schema_version, timestamp_ns, state)"
         " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (stream) DO UPDATE SET"
         " version = excluded.version, type = excluded.type, schema_version ="
-        " excluded.schema_version, timestamp_ns = excluded.timestamp_ns, state = excluded.state",
+        " excluded.schema_version, timestamp_ns = excluded.timestamp_ns, state = excluded.state"
+        // A slower saver (another node, an old passivation) never replaces a newer one.
+        " WHERE " + t_.snapshots + ".version <= excluded.version",
       {param{text_oid, s.stream.str(), true},
        param{int8_oid, int8_value(static_cast<int64_t>(s.version))},
        param{text_oid, s.type, true}, param{int8_oid, int8_value(s.schema_version)},

@@ -158,6 +158,8 @@ TEST_CASE("an invalid compensation parks the instance instead of looping; after 
   auto p = parked(*n).front();
   REQUIRE(p.saga == "fulfilment");
   REQUIRE(p.key == "o2");
+  CHECK_THAT(n->metrics_text(),
+             Catch::Contains("cairn_saga_instances_parked{saga=\"fulfilment\"} 1"));
   REQUIRE(p.code == errc::invalid_argument);
   INFO(p.reason);
   REQUIRE(p.reason.find("release 0") != std::string::npos);

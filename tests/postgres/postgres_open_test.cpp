@@ -105,6 +105,29 @@ TEST_CASE("postgres: a bad schema name is an invalid argument", "[postgres]") {
   }
 }
 
+TEST_CASE("postgres: no read connection is an invalid argument, not a hang", "[postgres]") {
+  postgres_options o;
+  o.read_connections = 0;
+  CHECK_THAT(open_fails(pg_server::shared().url(), errc::invalid_argument, o),
+             Catch::Contains("read_connections"));
+}
+
+TEST_CASE("postgres: an older snapshot never replaces a newer one", "[postgres]") {
+  postgres_options o;
+  o.schema = "snapshot_order";
+  auto snapshots = open_postgres_snapshot_store(pg_server::shared().url(), o);
+  REQUIRE(snapshots.has_value());
+  snapshot newer{stream_id{"account", "s1"}, 55, "account", 1, 2, bytes{1, 2}};
+  snapshot older{stream_id{"account", "s1"}, 40, "account", 1, 1, bytes{3}};
+  REQUIRE((*snapshots)->save(newer).has_value());
+  REQUIRE((*snapshots)->save(older).has_value());
+  auto loaded = (*snapshots)->load(newer.stream);
+  REQUIRE(loaded.has_value());
+  REQUIRE(loaded->has_value());
+  CHECK((*loaded)->version == 55);
+  CHECK((*loaded)->state == newer.state);
+}
+
 TEST_CASE("postgres: a schema newer than this Cairn is refused with both versions",
           "[postgres]") {
   postgres_options o;
