@@ -105,6 +105,18 @@ expected<void> require_data_dir(const context& ctx);
 /// "2024-05-01T10:00:00.123456789Z" for nanoseconds since the Unix epoch.
 std::string format_time(int64_t timestamp_ns);
 
+/// One count of `cairn stats`: its label ("head position"; the JSON key is the label with
+/// '_' for ' ') and value.
+struct stats_count {
+  const char* label;
+  uint64_t value;
+};
+
+/// Prints `cairn stats` for any store: the counts in order, then the first and last commit
+/// times (none when `events` is 0), as aligned text or one JSON object.
+int print_stats(const std::vector<stats_count>& counts, uint64_t events, int64_t first_ns,
+                int64_t last_ns, bool json);
+
 /// Lower-case hex, a space between bytes.
 std::string to_hex(const bytes& data);
 

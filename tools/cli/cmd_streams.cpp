@@ -91,35 +91,12 @@ int run_stats(context& ctx, std::vector<std::string> args) {
   auto stats = file_journal_statistics(ctx.data_dir);
   if (!stats) return fail("stats", stats.error().describe());
   const auto& s = *stats;
-  bool empty = s.events == 0;
-  if (json) {
-    nlohmann::ordered_json j{{"events", s.events},
-                             {"streams", s.streams},
-                             {"segments", s.segments},
-                             {"bytes", s.bytes},
-                             {"head_position", s.head_position},
-                             {"first_timestamp_ns", nullptr},
-                             {"first_time", nullptr},
-                             {"last_timestamp_ns", nullptr},
-                             {"last_time", nullptr}};
-    if (!empty) {
-      j["first_timestamp_ns"] = s.first_timestamp_ns;
-      j["first_time"] = format_time(s.first_timestamp_ns);
-      j["last_timestamp_ns"] = s.last_timestamp_ns;
-      j["last_time"] = format_time(s.last_timestamp_ns);
-    }
-    std::cout << j.dump() << '\n';
-  } else {
-    std::cout << "events:         " << s.events << '\n'
-              << "streams:        " << s.streams << '\n'
-              << "segments:       " << s.segments << '\n'
-              << "bytes:          " << s.bytes << '\n'
-              << "head position:  " << s.head_position << '\n'
-              << "first event:    " << (empty ? "-" : format_time(s.first_timestamp_ns)) << '\n'
-              << "last event:     " << (empty ? "-" : format_time(s.last_timestamp_ns)) << '\n';
-  }
-  std::cout.flush();
-  return std::cout ? exit_ok : fail("stats", "cannot write the output");
+  return print_stats({{"events", s.events},
+                      {"streams", s.streams},
+                      {"segments", s.segments},
+                      {"bytes", s.bytes},
+                      {"head position", s.head_position}},
+                     s.events, s.first_timestamp_ns, s.last_timestamp_ns, json);
 }
 
 } // namespace cairn::cli

@@ -3,6 +3,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -10,6 +11,9 @@
 #include <filesystem>
 #include <iostream>
 #include <limits>
+
+#include <iomanip>
+#include <nlohmann/json.hpp>
 
 #include <cairn/file_journal.hpp>
 
@@ -264,6 +268,34 @@ std::string format_event_text(const envelope& e) {
     }
   }
   return out;
+}
+
+
+int print_stats(const std::vector<stats_count>& counts, uint64_t events, int64_t first_ns,
+                int64_t last_ns, bool json) {
+  bool empty = events == 0;
+  if (json) {
+    nlohmann::ordered_json j;
+    for (auto& c : counts) {
+      std::string key = c.label;
+      std::replace(key.begin(), key.end(), ' ', '_');
+      j[key] = c.value;
+    }
+    j["first_timestamp_ns"] = empty ? nlohmann::ordered_json() : nlohmann::ordered_json(first_ns);
+    j["first_time"] = empty ? nlohmann::ordered_json() : nlohmann::ordered_json(format_time(first_ns));
+    j["last_timestamp_ns"] = empty ? nlohmann::ordered_json() : nlohmann::ordered_json(last_ns);
+    j["last_time"] = empty ? nlohmann::ordered_json() : nlohmann::ordered_json(format_time(last_ns));
+    std::cout << j.dump() << '\n';
+  } else {
+    auto row = [](const std::string& label) -> std::ostream& {
+      return std::cout << std::left << std::setw(16) << label + ":";
+    };
+    for (auto& c : counts) row(c.label) << c.value << '\n';
+    row("first event") << (empty ? "-" : format_time(first_ns)) << '\n';
+    row("last event") << (empty ? "-" : format_time(last_ns)) << '\n';
+  }
+  std::cout.flush();
+  return std::cout ? exit_ok : fail("stats", "cannot write the output");
 }
 
 } // namespace cairn::cli

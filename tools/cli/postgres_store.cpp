@@ -35,37 +35,13 @@ int run_postgres_stats(const context& ctx, bool json) {
   auto stats = postgres_store_statistics(ctx.postgres_url, options_of(ctx));
   if (!stats) return fail("stats", stats.error().describe());
   const auto& s = *stats;
-  bool empty = s.events == 0;
-  if (json) {
-    nlohmann::ordered_json j{{"events", s.events},
-                             {"streams", s.streams},
-                             {"snapshots", s.snapshots},
-                             {"bytes", s.bytes},
-                             {"head_position", s.head_position},
-                             {"schema_version", s.schema_version},
-                             {"first_timestamp_ns", nullptr},
-                             {"first_time", nullptr},
-                             {"last_timestamp_ns", nullptr},
-                             {"last_time", nullptr}};
-    if (!empty) {
-      j["first_timestamp_ns"] = s.first_timestamp_ns;
-      j["first_time"] = format_time(s.first_timestamp_ns);
-      j["last_timestamp_ns"] = s.last_timestamp_ns;
-      j["last_time"] = format_time(s.last_timestamp_ns);
-    }
-    std::cout << j.dump() << '\n';
-  } else {
-    std::cout << "events:         " << s.events << '\n'
-              << "streams:        " << s.streams << '\n'
-              << "snapshots:      " << s.snapshots << '\n'
-              << "bytes:          " << s.bytes << '\n'
-              << "head position:  " << s.head_position << '\n'
-              << "schema version: " << s.schema_version << '\n'
-              << "first event:    " << (empty ? "-" : format_time(s.first_timestamp_ns)) << '\n'
-              << "last event:     " << (empty ? "-" : format_time(s.last_timestamp_ns)) << '\n';
-  }
-  std::cout.flush();
-  return std::cout ? exit_ok : fail("stats", "cannot write the output");
+  return print_stats({{"events", s.events},
+                      {"streams", s.streams},
+                      {"snapshots", s.snapshots},
+                      {"bytes", s.bytes},
+                      {"head position", s.head_position},
+                      {"schema version", uint64_t(s.schema_version)}},
+                     s.events, s.first_timestamp_ns, s.last_timestamp_ns, json);
 }
 
 int run_postgres_verify(const context& ctx, bool quiet) {
