@@ -9,22 +9,14 @@
 #include <cairn/saga_process.hpp>
 #include <cairn/test_node.hpp>
 
+#include "actors/eventually.hpp"
 #include "bank/account.hpp"
 
 using namespace cairn;
+using cairn::test::eventually;
 using cairn::testkit::test_node;
 
 namespace {
-
-template <class F>
-bool eventually(F done, std::chrono::seconds limit = std::chrono::seconds{60}) {
-  auto until = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > until) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds{2});
-  }
-  return true;
-}
 
 struct waiting_started {};
 inline auto describe(type<waiting_started>) { return schema<waiting_started>("waiting_started", 1); }

@@ -16,26 +16,16 @@
 #include <cairn/saga_process.hpp>
 #include <cairn/test_node.hpp>
 
+#include "actors/eventually.hpp"
 #include "bank/account.hpp"
 #include "bank/transfer.hpp"
 #include "bank/transfer_saga.hpp"
 
 using namespace cairn;
+using cairn::test::eventually;
 using cairn::testkit::test_node;
 
 namespace {
-
-/// True once `done()` holds; false if it still does not after `limit`. Sagas work
-/// asynchronously, so tests wait for the state they expect to appear in the store.
-template <class F>
-bool eventually(F done, std::chrono::seconds limit = std::chrono::seconds{60}) {
-  auto until = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > until) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds{2});
-  }
-  return true;
-}
 
 void register_bank(node& n, saga_options opts = {}) {
   REQUIRE(n.register_aggregate<bank::account>());

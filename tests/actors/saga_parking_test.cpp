@@ -14,23 +14,15 @@
 #include <cairn/saga_process.hpp>
 #include <cairn/test_node.hpp>
 
+#include "actors/eventually.hpp"
 #include "actors/fulfilment.hpp"
 #include "conformance/journal_conformance_support.hpp"
 
 using namespace cairn;
+using cairn::test::eventually;
 using cairn::testkit::test_node;
 
 namespace {
-
-template <class F>
-bool eventually(F done, std::chrono::seconds limit = std::chrono::seconds{60}) {
-  auto until = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > until) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds{2});
-  }
-  return true;
-}
 
 /// Switches the bugs off however a test ends.
 struct bug_guard {

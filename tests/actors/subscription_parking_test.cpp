@@ -11,24 +11,16 @@
 #include <cairn/file_journal.hpp>
 #include <cairn/test_node.hpp>
 
+#include "actors/eventually.hpp"
 #include "bank/account.hpp"
 #include "conformance/journal_conformance_support.hpp"
 
 using namespace cairn;
+using cairn::test::eventually;
 using cairn::testkit::test_node;
 using namespace std::chrono_literals;
 
 namespace {
-
-template <class F>
-bool eventually(F done, std::chrono::seconds limit = std::chrono::seconds{60}) {
-  auto until = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > until) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds{2});
-  }
-  return true;
-}
 
 /// A handler with a bug for deposits of 13 until `fixed`.
 struct audit {
