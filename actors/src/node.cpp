@@ -346,6 +346,31 @@ expected<void> node::close_saga(const std::string& name, const std::string& key,
   return {};
 }
 
+expected<std::vector<parked_saga_event>> node::parked_saga_events(const std::string& name) {
+  auto target = impl_->saga(name);
+  if (!target) return target.error();
+  return ask<std::vector<parked_saga_event>>(*impl_->sys, *target,
+                                             saga_parked_events_atom::value);
+}
+
+expected<void> node::retry_saga_event(const std::string& name, uint64_t position) {
+  auto target = impl_->saga(name);
+  if (!target) return target.error();
+  auto r = ask<bool>(*impl_->sys, *target, saga_retry_event_atom::value, position);
+  if (!r) return r.error();
+  return {};
+}
+
+expected<void> node::close_saga_event(const std::string& name, uint64_t position,
+                                      std::string reason) {
+  auto target = impl_->saga(name);
+  if (!target) return target.error();
+  auto r = ask<bool>(*impl_->sys, *target, saga_close_event_atom::value, position,
+                     std::move(reason));
+  if (!r) return r.error();
+  return {};
+}
+
 void node::send_command(command_message cmd, reply_handler on_reply) {
   // Straight to the router, one-way: a sender's commands to one aggregate stay in
   // order (CAF delivers in order between two parties; router and aggregate are

@@ -65,6 +65,10 @@ void render_sagas(caf::scoped_actor& self, const metrics_sources& from, uint64_t
   each("cairn_saga_instances_parked",
        "Saga instances parked as failed, waiting for an operator's retry or close.", kind::gauge,
        [](const saga_status& s) { return s.parked; });
+  each("cairn_saga_events_parked",
+       "Input events no saga instance could take (routing threw, undecodable), parked "
+       "for an operator's retry or close.",
+       kind::gauge, [](const saga_status& s) { return s.parked_events; });
   each("cairn_saga_rounds_failed_total",
        "Saga processing rounds whose store write failed (they are retried).", kind::counter,
        [](const saga_status& s) { return s.rounds_failed; });

@@ -139,17 +139,21 @@ bool handle_event(manager_t* self, const envelope& e) {
     return true;
   }
   if (e.position <= st.processed) return true; // re-read only to find open instances
+  if (unrouted_known(st, e.position)) return true; // parked: waits for an operator
   auto key = saga_process::route(*st.model, e);
   if (!key) {
-    st.warnings.log(log(), spdlog::level::err,
-                    fmt::format("saga {}: cannot route {} ({}), skipping it: {}",
-                                st.model->name(), event_id(e), e.type, key.error().describe()));
+    park_unrouted(self, e, key.error()); // stored with this round; the others go on
     return true;
   }
   if (key->empty()) return true;
   error why;
   auto* p = get_or_load(self, *key, &why);
-  if (!p) return !transient(why); // a transient error: stop here and try again
+  if (!p) {
+    if (transient(why)) return false; // stop here and try again
+    park_unrouted(self, e, error{why.code(), "instance \"" + *key + "\" cannot be loaded: " +
+                                               why.message()});
+    return true;
+  }
   if (auto ok = p->on_event(e, *st.store); !ok) {
     if (transient(ok.error())) {
       // Its earlier inputs of this round were lost with it: read them again.
@@ -168,6 +172,7 @@ bool handle_event(manager_t* self, const envelope& e) {
 void finish_round(manager_t* self) {
   auto& st = self->state;
   st.busy = false;
+  finish_unrouted_round(self, st.round_failed);
   auto touched = std::move(st.touched);
   st.touched.clear();
   for (auto& key : touched) {
@@ -217,6 +222,7 @@ void store_round(manager_t* self, uint64_t through) {
           if (--st.outstanding == 0) finish_round(self);
         });
   }
+  store_unrouted(self);
   if (st.outstanding == 0) finish_round(self);
   else st.busy = true;
 }
@@ -258,7 +264,8 @@ void next_round(manager_t* self) {
   if (!st.checkpoint_backoff && st.processed > st.checkpointed &&
       (st.checkpoint_due || st.since_checkpoint >= std::max<uint64_t>(st.opts.checkpoint_every, 1)))
     return write_checkpoint(self);
-  if (!st.queued.empty() || !st.admin.empty()) {
+  if (!st.queued.empty() || !st.admin.empty() || unrouted_waiting(st)) {
+    run_unrouted_requests(self); // first: the instances it retries into hold no unstored work
     apply_outcomes(self);
     run_admin(self);
     return store_round(self, 0);
@@ -281,6 +288,7 @@ uint64_t deliver(manager_t* self, const std::vector<const envelope*>& events, ui
     if (e->position <= st.rescan_through) st.rescan_next = e->position + 1;
     if (e->position <= st.processed) continue;
     if (e->stream.category != st.model->category() && e->stream != st.checkpoint_stream &&
+        e->stream.category != saga_unrouted_category &&
         st.since_checkpoint++ == 0 && !st.checkpoint_timer) {
       st.checkpoint_timer = true;
       self->delayed_send(self, st.opts.checkpoint_interval, checkpoint_atom::value);
@@ -346,6 +354,7 @@ caf::behavior saga_manager(manager_t* self, std::shared_ptr<const saga_model> mo
       auto& st = self->state;
       st.retry_scheduled = false;
       if (st.busy) return schedule_retry(self);
+      if (!load_unrouted(self)) return;
       park_waiting(self);
       std::vector<std::string> keys;
       for (auto& kv : st.to_reload) keys.push_back(kv.first);
@@ -404,9 +413,28 @@ caf::behavior saga_manager(manager_t* self, std::shared_ptr<const saga_model> mo
         }
       }
       s.rounds_failed = st.rounds_failed;
+      s.parked_events = st.unrouted.parked.size();
       return s;
     },
     [self](saga_parked_atom) { return list_parked(self->state); },
+    [self](saga_parked_events_atom) {
+      std::vector<parked_saga_event> out;
+      for (auto& kv : self->state.unrouted.parked) out.push_back(kv.second);
+      return out;
+    },
+    [self](saga_retry_event_atom, uint64_t position) {
+      auto answer = self->make_response_promise();
+      self->state.unrouted.requests.push_back(unrouted_request{false, position, {}, answer, {}});
+      next_round(self);
+      return answer;
+    },
+    [self](saga_close_event_atom, uint64_t position, std::string& reason) {
+      auto answer = self->make_response_promise();
+      self->state.unrouted.requests.push_back(
+        unrouted_request{true, position, std::move(reason), answer, {}});
+      next_round(self);
+      return answer;
+    },
     [self](saga_retry_atom, std::string& key) {
       auto& st = self->state;
       auto answer = self->make_response_promise();

@@ -21,6 +21,9 @@ namespace cairn {
 using saga_parked_atom = caf::atom_constant<caf::atom("sagaparked")>;
 using saga_retry_atom = caf::atom_constant<caf::atom("sagaunpark")>;
 using saga_close_atom = caf::atom_constant<caf::atom("sagaclose")>;
+using saga_parked_events_atom = caf::atom_constant<caf::atom("sagaevlist")>;
+using saga_retry_event_atom = caf::atom_constant<caf::atom("sagaevrtry")>;
+using saga_close_event_atom = caf::atom_constant<caf::atom("sagaevclos")>;
 
 /// How the manager sends a command: the node's command path (node::send_command).
 using saga_command_sender = std::function<void(command_message, reply_handler)>;
@@ -30,7 +33,10 @@ using saga_command_sender = std::function<void(command_message, reply_handler)>;
 /// events to instances by correlation key, and sends their commands with `send`.
 /// Answers get_atom with a saga_status, saga_parked_atom with its parked instances
 /// (std::vector<parked_saga>), (saga_retry_atom, key) and (saga_close_atom, key,
-/// reason) with true once done (or an error: not_found if no such instance is parked).
+/// reason) with true once done (or an error: not_found if no such instance is parked);
+/// its parked input events likewise: saga_parked_events_atom (a
+/// std::vector<parked_saga_event>), (saga_retry_event_atom, position) and
+/// (saga_close_event_atom, position, reason).
 caf::actor spawn_saga_manager(caf::actor_system& sys, std::shared_ptr<const saga_model> model,
                               saga_options opts, std::shared_ptr<journal> store,
                               caf::actor journal_actor, caf::actor feed, feed_options feed_opts,
@@ -41,3 +47,4 @@ caf::actor spawn_saga_manager(caf::actor_system& sys, std::shared_ptr<const saga
 // Local only: the status answer never leaves the process.
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cairn::saga_status)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<cairn::parked_saga>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<cairn::parked_saga_event>)

@@ -5,6 +5,9 @@
 
 #include <cstdint>
 #include <deque>
+#include <map>
+#include <optional>
+#include <set>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -60,6 +63,36 @@ struct park_order {
   std::vector<uint64_t> inputs;
 };
 
+/// An operator's answer to a parked input event (node::retry_saga_event /
+/// close_saga_event, or a retry a tool asked for while the node was down: no answer).
+struct unrouted_request {
+  bool close = false;
+  uint64_t position = 0;
+  std::string reason;
+  std::optional<caf::response_promise> answer;
+  std::string key; ///< the instance a retry handed the event to
+};
+
+/// A record for the dead-letter stream (saga_unrouted_stream), waiting to be stored.
+struct unrouted_write {
+  enum class kind : uint8_t { park, delivered, closed };
+  kind what = kind::park;
+  parked_saga_event event; ///< park: what is parked; otherwise only the position counts
+  std::string text;        ///< delivered: the instance's key; closed: the reason
+  std::optional<caf::response_promise> answer;
+};
+
+/// The saga's parked input events (events it could not hand to an instance).
+struct unrouted_state {
+  bool loaded = false; ///< `parked` is read from the store
+  std::map<uint64_t, parked_saga_event> parked;   ///< stored, by position
+  /// Retried or closed, after the checkpoint: skipped when the log is read again.
+  std::set<uint64_t> resolved;
+  std::vector<unrouted_write> unwritten;          ///< to store in the next round
+  std::vector<unrouted_request> requests;         ///< to run between rounds
+  std::vector<unrouted_request> after_round;      ///< retried: done once the round is stored
+};
+
 struct manager_state {
   static inline const char* name = "cairn.saga";
 
@@ -99,6 +132,8 @@ struct manager_state {
   bool restart_feed = false; // on the next retry, re-read events from processed + 1
   uint64_t rounds_failed = 0;
 
+  unrouted_state unrouted;
+
   std::vector<saga_outcome> queued;
   std::vector<admin_request> admin;
   std::deque<deadline> deadlines;
@@ -111,6 +146,9 @@ inline bool transient(const error& e) { return is_unavailable(e) || is_timeout(e
 
 // saga_manager.cpp
 void next_round(manager_t* self);
+void finish_round(manager_t* self);
+/// Forgets instance `key` after an error; it is loaded again on the next retry.
+void drop(manager_t* self, const std::string& key, const error& why);
 void schedule_retry(manager_t* self);
 void store_round(manager_t* self, uint64_t through);
 saga_process* get_or_load(manager_t* self, const std::string& key, error* why = nullptr);
@@ -129,6 +167,29 @@ void run_admin(manager_t* self);
 /// The parked instances in memory.
 std::vector<parked_saga> list_parked(const manager_state& st);
 void write_checkpoint(manager_t* self);
+
+// saga_unrouted.cpp
+/// True if the event at `position` is parked, or was and is retried or closed since:
+/// when the log is read again it is not routed again (only an operator's retry does).
+inline bool unrouted_known(const manager_state& st, uint64_t position) {
+  auto& u = st.unrouted;
+  return (!u.parked.empty() && u.parked.count(position) > 0) ||
+         (!u.resolved.empty() && u.resolved.count(position) > 0);
+}
+/// Forgets the resolved positions a restart no longer reads (the checkpoint is past them).
+void prune_unrouted(manager_state& st);
+/// Parks input event `e` that cannot be handed to an instance (unless it is parked).
+void park_unrouted(manager_t* self, const envelope& e, const error& why);
+/// Reads the parked events from the store (once). False if that failed transiently.
+bool load_unrouted(manager_t* self);
+/// True if records or operators' requests about parked events wait.
+bool unrouted_waiting(const manager_state& st);
+/// Runs the operators' requests about parked events (between rounds).
+void run_unrouted_requests(manager_t* self);
+/// Adds the round's write of dead-letter records to the round (store_round).
+void store_unrouted(manager_t* self);
+/// The round is stored (or failed): retries done in it are recorded next.
+void finish_unrouted_round(manager_t* self, bool failed);
 /// The last stored checkpoint (position 0 and nothing open if none).
 saga_checkpoint load_checkpoint(const manager_state& st);
 

@@ -160,6 +160,7 @@ void write_checkpoint(manager_t* self) {
     .then(
       [self, pos = cp.position](const append_result&) {
         self->state.checkpointed = pos;
+        prune_unrouted(self->state);
         self->state.busy = false;
         next_round(self);
       },

@@ -46,7 +46,102 @@ expected<void> append_to_parked(journal& store, std::string_view saga, const std
   return {};
 }
 
+/// Appends one record to saga `saga`'s dead-letter stream if `position` is parked there.
+template <class T>
+expected<void> append_unrouted(journal& store, std::string_view saga, uint64_t position,
+                               const T& rec) {
+  auto stream = saga_unrouted_stream(saga);
+  if (auto ok = stream.validate(); !ok) return ok.error();
+  auto version = store.stream_version(stream);
+  if (!version) return version.error();
+  auto parked = read_parked_saga_events(store, saga);
+  if (!parked) return parked.error();
+  if (!parked->count(position))
+    return error{errc::not_found, "saga " + std::string{saga} + " has no parked event at position " +
+                                    std::to_string(position)};
+  auto s = schema_of<T>();
+  auto r = store.append_one({stream, *version, {event_data{std::string{s.name}, s.version, {}, encode(rec)}}});
+  if (!r) return r.error();
+  return {};
+}
+
 } // namespace
+
+expected<std::map<uint64_t, parked_saga_event>>
+read_parked_saga_events(const journal& store, std::string_view saga,
+                        std::vector<uint64_t>* resolved) {
+  auto stream = saga_unrouted_stream(saga);
+  if (auto ok = stream.validate(); !ok) return ok.error();
+  auto events = read_stream_all(store, stream);
+  if (!events) return events.error();
+  std::map<uint64_t, parked_saga_event> out;
+  for (auto& e : *events) {
+    if (is<saga_unrouted>(e)) {
+      auto r = decode_as<saga_unrouted>(e);
+      if (!r) return r.error();
+      auto& p = out[r->position];
+      p.saga = std::string{saga};
+      p.position = r->position;
+      p.stream = std::move(r->stream);
+      p.type = std::move(r->type);
+      p.code = static_cast<errc>(r->code);
+      p.reason = std::move(r->reason);
+      p.retry_requested = false;
+      p.parked_at_ns = e.timestamp_ns;
+    } else if (is<saga_unrouted_retry_requested>(e)) {
+      auto r = decode_as<saga_unrouted_retry_requested>(e);
+      if (!r) return r.error();
+      if (auto it = out.find(r->position); it != out.end()) it->second.retry_requested = true;
+    } else if (is<saga_unrouted_delivered>(e)) {
+      auto r = decode_as<saga_unrouted_delivered>(e);
+      if (!r) return r.error();
+      if (out.erase(r->position) && resolved) resolved->push_back(r->position);
+    } else if (is<saga_unrouted_closed>(e)) {
+      auto r = decode_as<saga_unrouted_closed>(e);
+      if (!r) return r.error();
+      if (out.erase(r->position) && resolved) resolved->push_back(r->position);
+    } else {
+      return error{errc::corrupt, event_id(e) + ": " + e.type + " does not belong in " +
+                                    stream.str()};
+    }
+  }
+  return out;
+}
+
+expected<std::vector<parked_saga_event>> find_parked_saga_events(const journal& store,
+                                                                 std::string_view saga) {
+  std::vector<parked_saga_event> out;
+  auto add = [&](std::string_view name) -> expected<void> {
+    auto parked = read_parked_saga_events(store, name);
+    if (!parked) return parked.error();
+    for (auto& kv : *parked) out.push_back(std::move(kv.second));
+    return {};
+  };
+  if (!saga.empty()) {
+    if (auto ok = add(saga); !ok) return ok.error();
+    return out;
+  }
+  auto streams = store.list_streams();
+  if (!streams) return streams.error();
+  for (auto& s : *streams)
+    if (s.category == saga_unrouted_category)
+      if (auto ok = add(s.id); !ok) return ok.error();
+  std::sort(out.begin(), out.end(), [](const parked_saga_event& a, const parked_saga_event& b) {
+    return a.saga != b.saga ? a.saga < b.saga : a.position < b.position;
+  });
+  return out;
+}
+
+expected<void> request_saga_event_retry(journal& store, std::string_view saga, uint64_t position,
+                                        std::string by) {
+  return append_unrouted(store, saga, position,
+                         saga_unrouted_retry_requested{position, std::move(by)});
+}
+
+expected<void> close_parked_saga_event(journal& store, std::string_view saga, uint64_t position,
+                                       std::string reason) {
+  return append_unrouted(store, saga, position, saga_unrouted_closed{position, std::move(reason)});
+}
 
 expected<void> read_park_state(const std::vector<envelope>& stream, parked_saga& out,
                                bool& parked) {

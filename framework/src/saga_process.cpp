@@ -75,7 +75,8 @@ saga_process::load(const journal& store, std::shared_ptr<const saga_model> model
 
 expected<std::string> saga_process::route(const saga_model& model, const envelope& e) {
   if (e.stream.category == model.category() ||
-      e.stream.category == saga_checkpoint_stream(model.name()).category)
+      e.stream.category == saga_checkpoint_stream(model.name()).category ||
+      e.stream.category == saga_unrouted_category)
     return std::string{};
   if (auto id = e.meta.find(command_key())) {
     // "<saga category>-<key>#<step>": the key is between the first '-' and the last '#'.
@@ -240,6 +241,21 @@ expected<void> saga_process::on_event(const envelope& e, const journal& store) {
     return {};
   }
   inputs_.push_back(e.position);
+  return process(e, store);
+}
+
+expected<void> saga_process::on_late_event(const envelope& e, const journal& store) {
+  if (e.position > last_position_ || closed_) return on_event(e, store);
+  auto events = read_stream_all(store, stream_);
+  if (!events) return events.error();
+  auto position = std::to_string(e.position);
+  for (auto& stored : *events)
+    if (auto p = stored.meta.find(position_key()); p && *p == position) return {};
+  if (parked_) {
+    held_.push_back(e.position);
+    record_runtime(saga_held{e.position}, event_id(e), e.position);
+    return {};
+  }
   return process(e, store);
 }
 

@@ -86,8 +86,10 @@ struct bugs {
   static inline std::atomic<bool> empty_release_target{false}; ///< on_rejected's compensation
   static inline std::atomic<bool> react_throws{false};         ///< react on orders "bad-*"
   static inline std::atomic<bool> apply_throws{false};         ///< apply(line_reserved)
+  static inline std::atomic<bool> correlate_throws{false};     ///< correlate on orders "lost-*"
   static void fix_all() {
     empty_reserve_target = empty_release_target = react_throws = apply_throws = false;
+    correlate_throws = false;
   }
 };
 
@@ -110,7 +112,11 @@ struct fulfilment_saga {
   bool refused = false;
   bool closed = false;
 
-  static std::string correlate(const cairn::envelope& e, const placed&) { return e.stream.id; }
+  static std::string correlate(const cairn::envelope& e, const placed&) {
+    if (bugs::correlate_throws && e.stream.id.rfind("lost-", 0) == 0)
+      throw std::runtime_error("a bug in correlate");
+    return e.stream.id;
+  }
 
   decision react(const cairn::envelope& e, const placed& p) const {
     if (!order_id.empty()) return cairn::nothing;

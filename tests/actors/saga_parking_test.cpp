@@ -5,10 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
-#include <cstdio>
 #include <thread>
-
-#include <sys/wait.h>
 
 #include <cairn/file_journal.hpp>
 #include <cairn/saga_process.hpp>
@@ -16,6 +13,7 @@
 
 #include "actors/eventually.hpp"
 #include "actors/fulfilment.hpp"
+#include "actors/shop_test_support.hpp"
 #include "conformance/journal_conformance_support.hpp"
 
 using namespace cairn;
@@ -24,31 +22,11 @@ using cairn::testkit::test_node;
 
 namespace {
 
-/// Switches the bugs off however a test ends.
-struct bug_guard {
-  bug_guard() { shop::bugs::fix_all(); }
-  ~bug_guard() { shop::bugs::fix_all(); }
-};
-
-void register_shop(node& n, saga_options opts = {}) {
-  REQUIRE(n.register_aggregate<shop::item>());
-  REQUIRE(n.register_aggregate<shop::order>());
-  REQUIRE(n.register_saga<shop::fulfilment_saga>(opts));
-}
-
-std::vector<envelope> stream(const journal& store, const std::string& category,
-                             const std::string& id) {
-  auto events = read_stream_all(store, {category, id});
-  REQUIRE(events);
-  return *events;
-}
-
-/// "confirmed" or "cancelled" once order `id` has an outcome, else "".
-std::string outcome(const journal& store, const std::string& id) {
-  auto events = stream(store, "order", id);
-  if (events.empty() || events.back().type == "placed") return {};
-  return events.back().type;
-}
+using shop::test::bug_guard;
+using shop::test::outcome;
+using shop::test::register_shop;
+using shop::test::run_cli;
+using shop::test::stream;
 
 std::string cancel_reason(const journal& store, const std::string& id) {
   auto e = variant_codec<shop::order::event_type>::decode(stream(store, "order", id).back());
@@ -66,18 +44,10 @@ int64_t available(const journal& store, const std::string& id) {
   return state.available;
 }
 
-void stock(node& n, const std::string& id, int64_t qty) {
-  REQUIRE(n.execute<shop::item>(id, shop::stock{qty}));
-}
+void stock(node& n, const std::string& id, int64_t qty) { shop::test::stock_item(n, id, qty); }
 
 void place(node& n, const std::string& id, std::vector<shop::line> lines) {
-  REQUIRE(n.execute<shop::order>(id, shop::place{std::move(lines)}));
-}
-
-saga_status status(node& n) {
-  auto s = n.saga_status_of<shop::fulfilment_saga>();
-  REQUIRE(s);
-  return *s;
+  shop::test::place_order(n, id, std::move(lines));
 }
 
 std::vector<parked_saga> parked(node& n) {
@@ -89,19 +59,6 @@ std::vector<parked_saga> parked(node& n) {
 bool settled(node& n, size_t parked_count) {
   auto s = n.saga_status_of<shop::fulfilment_saga>();
   return s && s->open == 0 && s->parked == parked_count && s->pending_steps == 0;
-}
-
-/// Runs the `cairn` tool and returns its exit code and what it printed on stdout.
-std::pair<int, std::string> run_cli(const std::vector<std::string>& args) {
-  std::string command = CAIRN_CLI;
-  for (auto& a : args) command += " '" + a + "'"; // the tests' arguments hold no quotes
-  FILE* pipe = ::popen(command.c_str(), "r");
-  REQUIRE(pipe);
-  std::string out;
-  char buf[4096];
-  for (size_t n; (n = std::fread(buf, 1, sizeof buf, pipe)) > 0;) out.append(buf, n);
-  int status = ::pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
 
 } // namespace

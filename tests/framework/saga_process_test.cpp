@@ -375,3 +375,26 @@ TEST_CASE("a parked process holds its inputs, survives a reload, and unparks or 
   REQUIRE(f.store->append_one(other->take_append()));
   REQUIRE(load(*f.store, f.model, "t9")->finished());
 }
+
+TEST_CASE("a retried parked event is handled after later inputs, and only once") {
+  transfer_fixture f;
+  auto p = load(*f.store, f.model, "t1");
+  auto later = append<bank::account>(*f.store, "a", bank::deposited{1});
+  REQUIRE(p->on_event(later, *f.store)); // an input after it went first (it decides nothing)
+  REQUIRE(p->last_position() == later.position);
+  REQUIRE(p->on_event(f.requested, *f.store));
+  REQUIRE_FALSE(p->has_append()); // on_event skips what comes before its position
+  REQUIRE(p->on_late_event(f.requested, *f.store));
+  auto req = p->take_append();
+  REQUIRE(types_of(req) == std::vector<std::string>{"transfer_started", "cairn.saga_sent"});
+  REQUIRE(*entry(req.events.front().meta, "cairn.position") == std::to_string(f.requested.position));
+  auto r = f.store->append_one(std::move(req));
+  REQUIRE(r);
+  p->committed(*r);
+  REQUIRE(p->take_ready().size() == 1);
+  // Retried again (its dead letter was not marked done before a crash): nothing twice.
+  auto again = load(*f.store, f.model, "t1");
+  REQUIRE(again->on_late_event(f.requested, *f.store));
+  REQUIRE_FALSE(again->has_append());
+  REQUIRE(again->pending_steps() == 1);
+}

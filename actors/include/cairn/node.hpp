@@ -164,6 +164,20 @@ public:
   expected<void> close_saga(const std::string& name, const std::string& key,
                             std::string reason = "closed by an operator");
 
+  /// Saga `name`'s parked input events: events it could hand to no instance (its
+  /// correlate() threw, the event does not decode or upcast for it, the instance it
+  /// routes to cannot be loaded). The saga went on with the others; each waits,
+  /// durably, for an operator. Blocks briefly. Errors: not_found, unavailable.
+  expected<std::vector<parked_saga_event>> parked_saga_events(const std::string& name);
+  /// Retries the parked event at `position` (after a fix, usually a new build and a
+  /// restart): routes it again and hands it to its instance, even though later
+  /// inputs went first. Errors: not_found (no such saga or parked event),
+  /// unavailable, or the retry's own failure (it stays parked, with that reason).
+  expected<void> retry_saga_event(const std::string& name, uint64_t position);
+  /// Closes (discards) the parked event at `position` for good. Errors as above.
+  expected<void> close_saga_event(const std::string& name, uint64_t position,
+                                  std::string reason = "closed by an operator");
+
   /// Calls `handler` for every committed event that matches `filter`, at least once,
   /// in position order, on an actor of its own. Delivery resumes after the position
   /// stored under "notification-<name>" in the node's snapshot store; with no stored

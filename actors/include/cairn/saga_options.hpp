@@ -34,6 +34,9 @@ struct saga_status {
   size_t pending_steps = 0;  ///< commands sent and not yet known applied or failed (of
                              ///< instances not parked: a parked one re-sends on retry)
   uint64_t rounds_failed = 0; ///< processing rounds whose store write failed (then retried)
+  size_t parked_events = 0;   ///< input events no instance could take (routing threw, the
+                              ///< event does not decode, its instance cannot be loaded),
+                              ///< parked: node::parked_saga_events lists them
 };
 
 } // namespace cairn

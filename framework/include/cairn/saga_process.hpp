@@ -40,7 +40,7 @@ public:
 
   /// The key of the instance event `e` concerns: the sender's, if one of this saga's
   /// commands caused it; else the saga's correlate(); "" for none (also for the
-  /// saga's own and checkpoint streams). Errors: corrupt, invalid_argument.
+  /// saga's own, checkpoint and dead-letter streams). Errors: corrupt, invalid_argument.
   static expected<std::string> route(const saga_model& model, const envelope& e);
 
   const std::string& key() const noexcept { return key_; }
@@ -86,6 +86,12 @@ public:
   /// goes to on_rejected (invalid_argument) at once. After an error drop the process,
   /// load it again, and park it (or retry later if the error is transient).
   expected<void> on_event(const envelope& e, const journal& store);
+
+  /// Handles a parked input event that an operator retried (saga_unrouted): like
+  /// on_event, but also when it comes after later inputs (it was set aside when they
+  /// went through). Does nothing if it was handled before (a record of its stream
+  /// names it as its cause: the retry was interrupted). Errors as on_event.
+  expected<void> on_late_event(const envelope& e, const journal& store);
 
   /// Parks a freshly loaded process: records saga_parked with `why`. `inputs` (those
   /// after last_position()) are the inputs whose work was lost, held for the retry.

@@ -70,6 +70,37 @@ struct saga_closed {
   std::string reason;
 };
 
+/// An input event the saga manager could not hand to any instance: its correlate()
+/// threw, it could not be decoded or upcast for the saga, or the instance it routes
+/// to cannot be loaded. Stored in the saga's dead-letter stream
+/// ("cairn_saga_unrouted-<name>", see saga_unrouted_stream) so the manager goes on with
+/// other events; an operator retries it (after a fix and restart) or closes it. A
+/// later saga_unrouted for the same position replaces the earlier (a failed retry).
+struct saga_unrouted {
+  uint64_t position = 0; ///< the event's global position
+  std::string stream;    ///< its stream's name
+  std::string type;      ///< its type name
+  uint8_t code = 0;      ///< a cairn::errc
+  std::string reason;
+};
+/// An operator asked for the parked event at `position` to be retried (written by a
+/// tool while the node was down; the manager retries it when it starts).
+struct saga_unrouted_retry_requested {
+  uint64_t position = 0;
+  std::string by;
+};
+/// The parked event at `position` was retried and handed to instance `key` ("" if
+/// the saga now routes it to none): it is no longer parked.
+struct saga_unrouted_delivered {
+  uint64_t position = 0;
+  std::string key;
+};
+/// An operator closed (discarded) the parked event at `position`.
+struct saga_unrouted_closed {
+  uint64_t position = 0;
+  std::string reason;
+};
+
 /// The saga manager's durable position, version 2: every event up to `position` is
 /// processed; every unfinished instance that is not parked has stored an event at or
 /// after `low_water` (0: there is none), so a restart finds them by re-reading the
@@ -135,6 +166,39 @@ inline auto describe(type<saga_checkpoint_v1>) {
   return schema<saga_checkpoint_v1>("cairn.saga_checkpoint", 1,
                                     field("position", &saga_checkpoint_v1::position),
                                     field("open", &saga_checkpoint_v1::open));
+}
+
+inline auto describe(type<saga_unrouted>) {
+  return schema<saga_unrouted>("cairn.saga_unrouted", 1,
+                               field("position", &saga_unrouted::position),
+                               field("stream", &saga_unrouted::stream),
+                               field("type", &saga_unrouted::type),
+                               field("code", &saga_unrouted::code),
+                               field("reason", &saga_unrouted::reason));
+}
+inline auto describe(type<saga_unrouted_retry_requested>) {
+  return schema<saga_unrouted_retry_requested>(
+    "cairn.saga_unrouted_retry_requested", 1,
+    field("position", &saga_unrouted_retry_requested::position),
+    field("by", &saga_unrouted_retry_requested::by));
+}
+inline auto describe(type<saga_unrouted_delivered>) {
+  return schema<saga_unrouted_delivered>("cairn.saga_unrouted_delivered", 1,
+                                         field("position", &saga_unrouted_delivered::position),
+                                         field("key", &saga_unrouted_delivered::key));
+}
+inline auto describe(type<saga_unrouted_closed>) {
+  return schema<saga_unrouted_closed>("cairn.saga_unrouted_closed", 1,
+                                      field("position", &saga_unrouted_closed::position),
+                                      field("reason", &saga_unrouted_closed::reason));
+}
+
+/// The category of the sagas' dead-letter streams (saga_unrouted_stream).
+inline constexpr std::string_view saga_unrouted_category = "cairn_saga_unrouted";
+
+/// The stream of saga `name`'s parked input events: "cairn_saga_unrouted-<name>".
+inline stream_id saga_unrouted_stream(std::string_view name) {
+  return stream_id{std::string{saga_unrouted_category}, std::string{name}};
 }
 
 /// The stream of saga `name`'s checkpoints: "cairn_sagas-<name>".
