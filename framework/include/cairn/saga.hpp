@@ -55,7 +55,15 @@
 //    held too. Other instances go on. node::parked_sagas and `cairn sagas failed`
 //    list parked instances; node::retry_saga (or `cairn sagas retry` plus a restart)
 //    loads one afresh, after the fix, and processes what it held; close_saga (or
-//    `cairn sagas close`) ends it. Transient store errors are retried instead.
+//    `cairn sagas close`) ends it. An input no instance can take (correlate throws,
+//    the event does not decode or upcast, its instance cannot be loaded) is parked
+//    likewise in the saga's dead-letter stream ("cairn.saga_unrouted", with the
+//    reason and the event's position, stream and type), and the saga goes on:
+//    node::parked_saga_events and `cairn sagas failed` list it, retry_saga_event (or
+//    `cairn sagas retry SAGA --event POSITION` plus a restart) routes it again after
+//    the fix and hands it to its instance even if later inputs went first (once:
+//    the instance skips an input it already handled), close_saga_event discards it.
+//    Transient store errors are retried instead.
 //  - A timed-out command may still be applied later. If the saga compensates on a
 //    timeout instead of retrying, the late command's events still reach react() as
 //    inputs (routed by their command id), so the saga can react to them too.
