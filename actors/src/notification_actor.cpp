@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "cairn/codec.hpp"
+#include "cairn/subscription_admin.hpp"
 #include "event_feed.hpp"
 #include "log.hpp"
 #include "message_types.hpp"
@@ -41,30 +42,38 @@ struct notification_state {
   rate_limited_log warnings;
 
   stream_id checkpoint_stream() const { return stream_id{"notification", subscription}; }
-  stream_id parked_stream() const { return stream_id{"notification_parked", subscription}; }
 
   /// Stores the parked events (the whole list: it is expected to stay short).
   void save_parked() {
     if (!checkpoints) return;
-    snapshot s{parked_stream(), parked.size(), "cairn.parked_events", 1, now_ns(), encode(parked)};
-    if (auto ok = checkpoints->save(s); !ok)
+    if (auto ok = save_parked_events(*checkpoints, subscription, parked); !ok)
       log().error("event subscription {}: its {} parked events are not stored: {}", subscription,
                   parked.size(), ok.error().describe());
   }
 
   void load_parked() {
     if (!checkpoints) return;
-    auto snap = checkpoints->load(parked_stream());
-    if (!snap || !*snap) {
-      if (!snap)
-        log().error("event subscription {}: cannot read its parked events: {}", subscription,
-                    snap.error().describe());
-      return;
-    }
-    auto list = decode<std::vector<parked_event>>((*snap)->state);
+    auto list = load_parked_events(*checkpoints, subscription);
     if (list) parked = std::move(*list);
-    else log().error("event subscription {}: its stored parked events do not decode: {}",
-                     subscription, list.error().describe());
+    else log().error("event subscription {}: cannot read its parked events: {}", subscription,
+                     list.error().describe());
+  }
+
+  /// The positions an operator asked to retry while the node was down (`cairn
+  /// subscriptions retry`); the request is consumed.
+  std::vector<uint64_t> take_retry_requests() {
+    if (!checkpoints) return {};
+    auto requested = load_retry_requests(*checkpoints, subscription);
+    if (!requested) {
+      log().error("event subscription {}: cannot read its retry requests: {}", subscription,
+                  requested.error().describe());
+      return {};
+    }
+    if (!requested->empty())
+      if (auto ok = save_retry_requests(*checkpoints, subscription, {}); !ok)
+        log().error("event subscription {}: its retry requests are not cleared: {}", subscription,
+                    ok.error().describe());
+    return std::move(*requested);
   }
 
   void save_position() {
@@ -86,6 +95,7 @@ struct notification_state {
 
 using notification_actor_t = caf::stateful_actor<notification_state>;
 
+
 /// Calls the handler on one event: empty if it succeeded, else what it threw.
 std::string call(const event_handler& handler, const envelope& e) {
   try {
@@ -96,6 +106,34 @@ std::string call(const event_handler& handler, const envelope& e) {
     return "an exception that is not a std::exception";
   }
   return {};
+}
+
+/// Calls the handler again on the parked events at `positions` (all if null), in
+/// order; those that still fail stay parked. Stores the list.
+void retry_parked(notification_state& st, const journal& store,
+                  const std::vector<uint64_t>* positions) {
+  std::vector<parked_event> still;
+  for (auto& p : std::exchange(st.parked, {})) {
+    if (positions && !std::binary_search(positions->begin(), positions->end(), p.position)) {
+      still.push_back(std::move(p));
+      continue;
+    }
+    auto e = store.read_all(p.position, 1);
+    std::string failure;
+    if (!e) failure = "cannot read it: " + e.error().describe();
+    else if (e->empty() || e->front().position != p.position) failure = "it is not in the store";
+    else failure = call(st.handler, e->front());
+    if (failure.empty()) {
+      log().info("event subscription {}: the parked event at position {} is handled",
+                 st.subscription, p.position);
+      continue;
+    }
+    p.reason = std::move(failure);
+    ++p.attempts;
+    still.push_back(std::move(p));
+  }
+  st.parked = std::move(still);
+  st.save_parked();
 }
 
 /// Calls the handler on each event; returns the position consumed (short of
@@ -155,6 +193,10 @@ caf::behavior notification_actor(notification_actor_t* self, std::string subscri
   st.delay = options.retry_delay;
   st.checkpoints = std::move(checkpoints);
   st.load_parked();
+  if (auto requested = st.take_retry_requests(); !requested.empty()) {
+    std::sort(requested.begin(), requested.end());
+    retry_parked(st, *store, &requested);
+  }
   // Resume after the stored position; else after `start_after` (and store that, so
   // events committed while the node is down are delivered after a restart).
   bool stored = false;
@@ -191,20 +233,7 @@ caf::behavior notification_actor(notification_actor_t* self, std::string subscri
     [self](parked_events_atom) { return self->state.parked; },
     [self, store](retry_parked_atom) {
       auto& st = self->state;
-      std::vector<parked_event> still;
-      for (auto& p : std::exchange(st.parked, {})) {
-        auto e = store->read_all(p.position, 1);
-        std::string failure;
-        if (!e) failure = "cannot read it: " + e.error().describe();
-        else if (e->empty() || e->front().position != p.position) failure = "it is not in the store";
-        else failure = call(st.handler, e->front());
-        if (failure.empty()) continue;
-        p.reason = std::move(failure);
-        ++p.attempts;
-        still.push_back(std::move(p));
-      }
-      st.parked = std::move(still);
-      st.save_parked();
+      retry_parked(st, *store, nullptr);
       return st.parked;
     },
     [self](discard_parked_atom, uint64_t position) -> caf::result<bool> {

@@ -74,6 +74,23 @@ std::string hex(std::string_view s) {
   return out;
 }
 
+/// The snapshot record in file `path` (nullopt if there is no such file).
+expected<std::optional<snapshot_record>> read_record(const std::filesystem::path& path) {
+  std::ifstream in{path, std::ios::binary};
+  if (!in) return std::optional<snapshot_record>{};
+  std::string content{std::istreambuf_iterator<char>{in}, {}};
+  if (content.size() < 8 || content.compare(0, 4, magic, 4) != 0)
+    return error{errc::corrupt, "snapshot file " + path.string() + " has no valid header"};
+  auto p = reinterpret_cast<const uint8_t*>(content.data());
+  uint32_t stored = p[4] | (p[5] << 8) | (p[6] << 16) | (static_cast<uint32_t>(p[7]) << 24);
+  if (detail::crc32c(p + 8, content.size() - 8) != stored)
+    return error{errc::corrupt, "snapshot file " + path.string() + " fails its checksum"};
+  auto record = decode<snapshot_record>(p + 8, content.size() - 8);
+  if (!record)
+    return error{errc::corrupt, "snapshot file " + path.string() + ": " + record.error().message()};
+  return std::optional<snapshot_record>{std::move(*record)};
+}
+
 class file_snapshot_store final : public snapshot_store {
 public:
   explicit file_snapshot_store(std::filesystem::path dir) : dir_(std::move(dir)) {}
@@ -111,23 +128,14 @@ public:
   }
 
   expected<std::optional<snapshot>> load(const stream_id& stream) const override {
-    auto path = path_of(stream);
-    std::ifstream in{path, std::ios::binary};
-    if (!in) return std::optional<snapshot>{};
-    std::string content{std::istreambuf_iterator<char>{in}, {}};
-    if (content.size() < 8 || content.compare(0, 4, magic, 4) != 0)
-      return error{errc::corrupt, "snapshot file " + path.string() + " has no valid header"};
-    auto p = reinterpret_cast<const uint8_t*>(content.data());
-    uint32_t stored = p[4] | (p[5] << 8) | (p[6] << 16) | (static_cast<uint32_t>(p[7]) << 24);
-    if (detail::crc32c(p + 8, content.size() - 8) != stored)
-      return error{errc::corrupt, "snapshot file " + path.string() + " fails its checksum"};
-    auto record = decode<snapshot_record>(p + 8, content.size() - 8);
-    if (!record) return error{errc::corrupt, "snapshot file " + path.string() + ": " +
-                                               record.error().message()};
-    if (record->stream != stream.str()) return std::optional<snapshot>{}; // name clash
-    return std::optional<snapshot>{snapshot{stream, record->version, std::move(record->type),
-                                            record->schema_version, record->timestamp_ns,
-                                            std::move(record->state)}};
+    auto record = read_record(path_of(stream));
+    if (!record) return record.error();
+    if (!*record || (*record)->stream != stream.str())
+      return std::optional<snapshot>{}; // none, or a name clash
+    auto& r = **record;
+    return std::optional<snapshot>{snapshot{stream, r.version, std::move(r.type),
+                                            r.schema_version, r.timestamp_ns,
+                                            std::move(r.state)}};
   }
 
 private:
@@ -152,6 +160,33 @@ expected<std::shared_ptr<snapshot_store>> open_file_snapshot_store(const std::st
   if (ec) return error{errc::unavailable, "cannot create snapshot folder " + dir + ": " + ec.message()};
   if (auto cleaned = remove_temp_files(dir); !cleaned) return std::move(cleaned).error();
   return std::shared_ptr<snapshot_store>{std::make_shared<file_snapshot_store>(dir)};
+}
+
+expected<std::vector<snapshot>> read_file_snapshots(const std::string& dir,
+                                                    const std::string& prefix) {
+  // File names are the hex of the stream name (its first 100 bytes for long ones).
+  auto wanted = hex(std::string_view{prefix}.substr(0, 50));
+  std::vector<snapshot> out;
+  std::error_code ec;
+  std::filesystem::directory_iterator it{dir, ec}, end;
+  for (; !ec && it != end; it.increment(ec)) {
+    auto name = it->path().filename().string();
+    if (name.compare(0, wanted.size(), wanted) != 0 || name.size() < 5 ||
+        name.compare(name.size() - 5, 5, ".snap") != 0)
+      continue;
+    auto record = read_record(it->path());
+    if (!record) return record.error();
+    if (!*record || (*record)->stream.compare(0, prefix.size(), prefix) != 0) continue;
+    auto& r = **record;
+    auto stream = stream_id::parse(r.stream);
+    if (!stream)
+      return error{errc::corrupt, "snapshot file " + it->path().string() + ": " +
+                                    stream.error().message()};
+    out.push_back(snapshot{std::move(*stream), r.version, std::move(r.type), r.schema_version,
+                           r.timestamp_ns, std::move(r.state)});
+  }
+  if (ec) return error{errc::unavailable, "cannot list snapshot folder " + dir + ": " + ec.message()};
+  return out;
 }
 
 } // namespace cairn

@@ -4,16 +4,13 @@
 
 #include <catch2/catch.hpp>
 
-#include <cstdio>
 #include <string>
-#include <utility>
 #include <vector>
-
-#include <sys/wait.h>
 
 #include <cairn/node.hpp>
 
 #include "actors/fulfilment.hpp"
+#include "support/run_cli.hpp"
 
 namespace shop::test {
 
@@ -51,17 +48,6 @@ inline void place_order(cairn::node& n, const std::string& id, std::vector<line>
   REQUIRE(n.execute<order>(id, place{std::move(lines)}));
 }
 
-/// Runs the `cairn` tool (CAIRN_CLI) and returns its exit code and what it printed on stdout.
-inline std::pair<int, std::string> run_cli(const std::vector<std::string>& args) {
-  std::string command = CAIRN_CLI;
-  for (auto& a : args) command += " '" + a + "'"; // the tests' arguments hold no quotes
-  FILE* pipe = ::popen(command.c_str(), "r");
-  REQUIRE(pipe);
-  std::string out;
-  char buf[4096];
-  for (size_t n; (n = std::fread(buf, 1, sizeof buf, pipe)) > 0;) out.append(buf, n);
-  int status = ::pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+using cairn::test::run_cli;
 
 } // namespace shop::test

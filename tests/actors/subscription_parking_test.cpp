@@ -14,9 +14,11 @@
 #include "actors/eventually.hpp"
 #include "bank/account.hpp"
 #include "conformance/journal_conformance_support.hpp"
+#include "support/run_cli.hpp"
 
 using namespace cairn;
 using cairn::test::eventually;
+using cairn::test::run_cli;
 using cairn::testkit::test_node;
 using namespace std::chrono_literals;
 
@@ -117,4 +119,79 @@ TEST_CASE("a subscription parks the event its handler keeps failing on, keeps it
     REQUIRE_FALSE(a.saw(poison2));
     REQUIRE(n->parked_events("audit")->empty());
   }
+}
+
+TEST_CASE("parked subscription events with the cairn tool: listed beside the node, retried "
+          "at the restart after the fix, discarded") {
+  conformance::temp_dir dir;
+  auto data = dir.path.string();
+  auto open_parts = [&] {
+    file_journal_options o;
+    o.sync = sync_policy::never;
+    auto store = open_file_journal((dir.path / "events").string(), o);
+    REQUIRE(store);
+    auto snaps = open_file_snapshot_store((dir.path / "snapshots").string());
+    REQUIRE(snaps);
+    return std::make_pair(*store, *snaps);
+  };
+  notification_options opts;
+  opts.retry_delay = 1ms;
+  opts.max_attempts = 2;
+  const event_filter deposits{"account", {"deposited"}};
+  uint64_t poison = 0, poison2 = 0;
+  {
+    auto [store, snaps] = open_parts();
+    audit a;
+    test_node n{2, store, test_node::quiet(), snaps};
+    REQUIRE(n->register_aggregate<bank::account>());
+    REQUIRE(n->execute<bank::account>("y", bank::open{"o"}));
+    poison = n->execute<bank::account>("y", bank::deposit{13})->position;
+    poison2 = n->execute<bank::account>("y", bank::deposit{13})->position;
+    REQUIRE(n->execute<bank::account>("y", bank::deposit{5}));
+    REQUIRE(n->subscribe_events("audit", deposits, a.handler(), opts));
+    REQUIRE(eventually([&] {
+      auto p = n->parked_events("audit");
+      return p && p->size() == 2 && a.count() == 1;
+    }));
+    // Listing works beside the running node; answering needs it stopped.
+    auto [rc, listed] = run_cli({"--data", data, "subscriptions", "failed"});
+    INFO(listed);
+    REQUIRE(rc == 0);
+    REQUIRE(listed.find("audit\t" + std::to_string(poison) + "\taccount-y\tdeposited\tunlucky amount") !=
+            std::string::npos);
+    REQUIRE(listed.find("2 attempt(s)") != std::string::npos);
+    REQUIRE(listed.find("2 parked events") != std::string::npos);
+    REQUIRE(run_cli({"--data", data, "subscriptions", "retry", "audit"}).first == 1);
+  }
+  auto pos = [](uint64_t p) { return std::to_string(p); };
+  auto [rc_json, json] = run_cli({"--data", data, "subscriptions", "failed", "--json", "--name", "audit"});
+  INFO(json);
+  REQUIRE(rc_json == 0);
+  REQUIRE(json.find("\"position\":" + pos(poison2)) != std::string::npos);
+  REQUIRE(json.find("\"attempts\":2") != std::string::npos);
+  REQUIRE(run_cli({"--data", data, "subscriptions", "retry", "audit", pos(poison)}).first == 0);
+  REQUIRE(run_cli({"--data", data, "subscriptions", "discard", "audit", pos(poison2)}).first == 0);
+  REQUIRE(run_cli({"--data", data, "subscriptions", "discard", "audit", pos(poison2)}).first == 1);
+  REQUIRE(run_cli({"--data", data, "subscriptions", "retry", "nobody"}).first == 1);
+  REQUIRE(run_cli({"--data", data, "subscriptions", "discard", "audit"}).first == 2);
+  auto [rc2, after] = run_cli({"--data", data, "subscriptions", "failed"});
+  INFO(after);
+  REQUIRE(after.find("retry requested") != std::string::npos);
+  REQUIRE(after.find("1 parked event\n") != std::string::npos);
+  {
+    auto [store, snaps] = open_parts();
+    audit a;
+    a.fixed = true; // the new build
+    test_node n{2, store, test_node::quiet(), snaps};
+    REQUIRE(n->register_aggregate<bank::account>());
+    REQUIRE(n->subscribe_events("audit", deposits, a.handler(), opts));
+    REQUIRE(eventually([&] { return a.saw(poison); })); // retried as it started
+    REQUIRE_FALSE(a.saw(poison2)); // discarded
+    auto parked = n->parked_events("audit");
+    REQUIRE(parked);
+    REQUIRE(parked->empty());
+  }
+  auto [rc3, none] = run_cli({"--data", data, "subscriptions", "failed"});
+  REQUIRE(rc3 == 0);
+  REQUIRE(none == "0 parked events\n");
 }

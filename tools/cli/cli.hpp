@@ -136,5 +136,6 @@ int run_export(context& ctx, std::vector<std::string> args);
 int run_import(context& ctx, std::vector<std::string> args);
 int run_state(context& ctx, std::vector<std::string> args);
 int run_sagas(context& ctx, std::vector<std::string> args);
+int run_subscriptions(context& ctx, std::vector<std::string> args);
 
 } // namespace cairn::cli

@@ -31,6 +31,8 @@ Subcommands:
   state STREAM            an aggregate's state as JSON, as of a version or a time
                           (in programs that register their aggregate types)
   sagas failed            parked saga instances; `sagas retry|close SAGA KEY` answers one
+  subscriptions failed    events subscriptions parked; `subscriptions retry|discard NAME
+                          POSITION` answers one
 
 Options:
   --data DIR              the data folder (default ./data; a node folder's events/ is
@@ -51,7 +53,7 @@ struct subcommand {
 constexpr subcommand subcommands[] = {
   {"streams", run_streams}, {"read", run_read},     {"tail", run_tail},     {"stats", run_stats},
   {"verify", run_verify},   {"export", run_export}, {"import", run_import},
-  {"state", run_state},      {"sagas", run_sagas},
+  {"state", run_state},      {"sagas", run_sagas},   {"subscriptions", run_subscriptions},
 };
 
 int usage(const std::string& where, const std::string& message) {

@@ -185,7 +185,9 @@ public:
   /// stored after handling, so a crash may deliver again what was handled since
   /// (never skip it). A handler that throws gets the same event again, after a
   /// backoff, until it succeeds or opts.max_attempts is reached (then the event is
-  /// parked with the reason: parked_events lists it, retry_parked_events retries it). Errors: invalid_argument (name already subscribed, empty
+  /// parked with the reason: parked_events lists it, retry_parked_events retries it;
+  /// `cairn subscriptions` does the same while the node is down, and the retries it
+  /// asks for run when the subscription starts). Errors: invalid_argument (name already subscribed, empty
   /// name or one with control characters, or an empty handler), unavailable (stopped).
   expected<void> subscribe_events(std::string name, event_filter filter, event_handler handler,
                                   notification_options opts = {});

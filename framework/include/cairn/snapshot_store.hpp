@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "cairn/envelope.hpp"
 #include "cairn/expected.hpp"
@@ -42,5 +43,11 @@ std::shared_ptr<snapshot_store> make_memory_snapshot_store();
 /// moment in another process on the same folder then fails: only that snapshot is lost).
 /// Errors: unavailable (the folder cannot be created, listed or cleaned).
 expected<std::shared_ptr<snapshot_store>> open_file_snapshot_store(const std::string& dir);
+
+/// The snapshots in file snapshot folder `dir` whose stream names start with `prefix`
+/// (at most 50 bytes), in no particular order, checked as load() checks them. For
+/// tools. Errors: unavailable (the folder cannot be listed), corrupt (a damaged file).
+expected<std::vector<snapshot>> read_file_snapshots(const std::string& dir,
+                                                    const std::string& prefix);
 
 } // namespace cairn
