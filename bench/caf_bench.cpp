@@ -33,6 +33,8 @@ struct window {
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> round_trips{0}; ///< added by each client as it stops
   std::atomic<size_t> stopped{0};
+  std::atomic<size_t> warm{0};         ///< clients that completed a round trip
+  std::atomic<bool> counted_any{false}; ///< a round trip was counted in the window
 };
 
 caf::behavior server(caf::event_based_actor* self, int /*unused: spawn needs an argument*/) {
@@ -49,6 +51,7 @@ struct client_state {
   caf::actor server;
   std::shared_ptr<window> w;
   uint64_t counted = 0;
+  bool warm = false;
 };
 
 using client_t = caf::stateful_actor<client_state>;
@@ -56,7 +59,12 @@ using client_t = caf::stateful_actor<client_state>;
 /// Counts one round trip; returns false (after stopping) when the window is over.
 bool count_and_go_on(client_t* self) {
   auto& st = self->state;
-  if (st.w->measuring.load(std::memory_order_relaxed)) ++st.counted;
+  if (!st.warm) {
+    st.warm = true;
+    ++st.w->warm;
+  }
+  if (st.w->measuring.load(std::memory_order_relaxed) && ++st.counted == 1)
+    st.w->counted_any.store(true, std::memory_order_relaxed);
   if (!st.w->stop.load(std::memory_order_relaxed)) return true;
   st.w->round_trips += st.counted;
   ++st.w->stopped;
@@ -89,7 +97,17 @@ caf::behavior request_client(client_t* self, caf::actor srv, std::shared_ptr<win
   return {[](pong_atom, uint64_t) {}};
 }
 
-/// Round trips per second of one window of `seconds` (after a short warm-up).
+/// Waits (up to a minute) until `done()`: on a loaded machine the clients may not run
+/// at all for a while, and a window in which nothing ran measures nothing.
+template <class F>
+void wait_for(F done) {
+  auto until = clock_type::now() + std::chrono::seconds{60};
+  while (!done() && clock_type::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds{2});
+}
+
+/// Round trips per second of one window of `seconds` (after a short warm-up in which
+/// every client completes a round trip); the window lasts until a round trip is counted.
 double run_window(caf::actor_system& sys, size_t clients, bool oneway, double seconds) {
   auto w = std::make_shared<window>();
   auto srv = sys.spawn(server, 0);
@@ -98,9 +116,11 @@ double run_window(caf::actor_system& sys, size_t clients, bool oneway, double se
     else sys.spawn(request_client, srv, w);
   }
   std::this_thread::sleep_for(std::chrono::milliseconds{200}); // warm-up
+  wait_for([&] { return w->warm.load() >= clients; });
   w->measuring = true;
   auto t0 = clock_type::now();
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  wait_for([&] { return w->counted_any.load(); });
   w->measuring = false;
   auto elapsed = seconds_since(t0);
   w->stop = true;
