@@ -24,6 +24,8 @@ namespace {
 using namespace pg;
 
 constexpr size_t read_chunk = 8192;
+/// Reads of at least this many events that come back full start reading the next chunk.
+constexpr size_t read_ahead_min = 1024;
 
 query sql(std::string text) { return query{std::move(text), {}}; }
 
@@ -195,14 +197,26 @@ public:
                        param{int8_oid, int8_value(clamp(max_count))}}});
   }
 
+  /// A read of a whole chunk (max_count >= read_ahead_min events) also starts reading the
+  /// next chunk on another connection and thread, so a reader that walks the store (a
+  /// projection catching up) finds it fetched and decoded while it handled this one.
+  /// Stored events never change, so a chunk read ahead is as good as one read now.
   expected<std::vector<envelope>> read_all(uint64_t from_position,
                                            size_t max_count) const override {
     std::vector<envelope> out;
     if (max_count == 0) return out;
-    return read(query{"SELECT " + std::string(event_columns) + " FROM " + t_.events +
-                        " WHERE position >= $1 ORDER BY position LIMIT $2",
-                      {param{int8_oid, int8_value(clamp(from_position))},
-                       param{int8_oid, int8_value(clamp(max_count))}}});
+    std::future<expected<std::vector<envelope>>> ahead;
+    {
+      std::lock_guard<std::mutex> lock(ahead_mutex_);
+      if (ahead_.valid() && ahead_from_ == from_position && ahead_count_ == max_count)
+        ahead = std::move(ahead_);
+    }
+    expected<std::vector<envelope>> got = error{errc::unavailable, "not read"};
+    if (ahead.valid()) got = ahead.get();
+    if (!got) got = read_chunk_at(from_position, max_count); // read ahead failed: try now
+    if (got && got->size() == max_count && max_count >= read_ahead_min)
+      start_read_ahead(got->back().position + 1, max_count);
+    return got;
   }
 
   expected<uint64_t> stream_version(const stream_id& s) const override {
@@ -229,6 +243,24 @@ public:
   }
 
 private:
+  expected<std::vector<envelope>> read_chunk_at(uint64_t from_position, size_t max_count) const {
+    return read(query{"SELECT " + std::string(event_columns) + " FROM " + t_.events +
+                        " WHERE position >= $1 ORDER BY position LIMIT $2",
+                      {param{int8_oid, int8_value(clamp(from_position))},
+                       param{int8_oid, int8_value(clamp(max_count))}}});
+  }
+
+  void start_read_ahead(uint64_t from_position, size_t max_count) const {
+    std::future<expected<std::vector<envelope>>> stale;
+    std::lock_guard<std::mutex> lock(ahead_mutex_);
+    if (ahead_.valid() && ahead_from_ == from_position && ahead_count_ == max_count) return;
+    stale = std::move(ahead_); // waited for outside the lock, when `stale` goes
+    ahead_from_ = from_position;
+    ahead_count_ = max_count;
+    ahead_ = std::async(std::launch::async,
+                        [this, from_position, max_count] { return read_chunk_at(from_position, max_count); });
+  }
+
   expected<std::vector<envelope>> read(const query& q) const {
     auto r = run_read(q);
     if (!r) return std::move(r).error();
@@ -521,6 +553,11 @@ private:
   tables t_;
   std::optional<lease> writer_; ///< used by the thread that begins appends only
   std::atomic<size_t> in_flight_{0}; ///< batches begun and not yet finished
+  /// The chunk read ahead by read_all (at most one).
+  mutable std::mutex ahead_mutex_;
+  mutable std::future<expected<std::vector<envelope>>> ahead_;
+  mutable uint64_t ahead_from_ = 0;
+  mutable size_t ahead_count_ = 0;
   std::atomic<uint64_t> head_{0};
   std::mutex publish_mutex_;
   std::atomic<uint64_t> published_{0}; ///< written under publish_mutex_
