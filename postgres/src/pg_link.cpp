@@ -30,6 +30,9 @@ struct link::run_state {
   pipeline_outcome out;
   size_t queries = 0;
   bool in_query = false; ///< a result of the current query was seen, its NULL not yet
+  std::vector<bool> hidden; ///< per statement sent: a Prepare, whose result is not shown
+  size_t seen = 0;          ///< statements whose first result has arrived
+  std::vector<std::string> prepares; ///< SQL prepared by this pipeline (forgotten if it fails)
 };
 
 /// The pipelines sent and not yet answered, oldest first, and the socket waits in flight.
@@ -182,9 +185,27 @@ void link::async_run(std::vector<query> queries, std::function<void(pipeline_out
       lengths.push_back(static_cast<int>(p.value.size()));
       formats.push_back(p.text ? 0 : 1);
     }
-    if (!PQsendQueryParams(conn_, q.sql.c_str(), static_cast<int>(q.params.size()),
-                           types.data(), values.data(), lengths.data(), formats.data(), 1))
-      return fail_all(trimmed(PQerrorMessage(conn_)));
+    int n = static_cast<int>(q.params.size());
+    bool sent;
+    if (q.prepared) {
+      auto it = prepared_.find(q.sql);
+      if (it == prepared_.end()) {
+        // A fresh name each time, so a Prepare that failed never collides with one that
+        // the server kept.
+        it = prepared_.emplace(q.sql, "cairn_" + std::to_string(++statements_)).first;
+        if (!PQsendPrepare(conn_, it->second.c_str(), q.sql.c_str(), n, types.data()))
+          return fail_all(trimmed(PQerrorMessage(conn_)));
+        st->hidden.push_back(true);
+        st->prepares.push_back(q.sql);
+      }
+      sent = PQsendQueryPrepared(conn_, it->second.c_str(), n, values.data(), lengths.data(),
+                                 formats.data(), 1);
+    } else {
+      sent = PQsendQueryParams(conn_, q.sql.c_str(), n, types.data(), values.data(),
+                               lengths.data(), formats.data(), 1);
+    }
+    if (!sent) return fail_all(trimmed(PQerrorMessage(conn_)));
+    st->hidden.push_back(false);
   }
   if (!PQpipelineSync(conn_)) return fail_all(trimmed(PQerrorMessage(conn_)));
   pump();
@@ -260,6 +281,8 @@ void link::read() {
     }
     if (st->in_query) continue; // a second result of one query (not used by Cairn)
     st->in_query = true;
+    bool hidden = st->seen < st->hidden.size() && st->hidden[st->seen];
+    ++st->seen;
     if (status == PGRES_FATAL_ERROR && st->out.error.empty()) {
       st->out.error = trimmed(PQresultErrorMessage(raw));
       const char* state = PQresultErrorField(raw, PG_DIAG_SQLSTATE);
@@ -268,11 +291,14 @@ void link::read() {
       st->out.constraint = constraint ? constraint : "";
     }
     if (PQstatus(conn_) != CONNECTION_OK) return fail_all(trimmed(PQerrorMessage(conn_)));
-    st->out.results.push_back(std::move(r));
+    if (!hidden) st->out.results.push_back(std::move(r));
   }
 }
 
 void link::finish(const std::shared_ptr<run_state>& st) {
+  // A failed pipeline may have failed its Prepare: prepare again (under a new name) next time.
+  if (!st->out.error.empty())
+    for (auto& sql : st->prepares) prepared_.erase(sql);
   if (st->out.error.empty() && st->out.results.size() != st->queries)
     st->out.error = "PostgreSQL answered " + std::to_string(st->out.results.size()) +
                     " of " + std::to_string(st->queries) + " statements";

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,6 +38,10 @@ struct param {
 struct query {
   std::string sql;
   std::vector<param> params;
+  /// Run as a prepared statement (prepared on the connection the first time it runs
+  /// there, in the same pipeline): for a statement sent again and again, it saves the
+  /// server parsing and planning it each time.
+  bool prepared = false;
 };
 
 /// Types of the parameters we send.
@@ -106,6 +111,8 @@ private:
   boost::asio::steady_timer timer_;
   std::chrono::milliseconds request_timeout_;
   std::atomic<bool> lost_{false};
+  std::map<std::string, std::string> prepared_; ///< SQL -> statement name, I/O thread
+  uint64_t statements_ = 0;                     ///< names given so far
   std::shared_ptr<run_queue> queue_;
 };
 

@@ -247,7 +247,8 @@ private:
     return read(query{"SELECT " + std::string(event_columns) + " FROM " + t_.events +
                         " WHERE position >= $1 ORDER BY position LIMIT $2",
                       {param{int8_oid, int8_value(clamp(from_position))},
-                       param{int8_oid, int8_value(clamp(max_count))}}});
+                       param{int8_oid, int8_value(clamp(max_count))}},
+                      true});
   }
 
   void start_read_ahead(uint64_t from_position, size_t max_count) const {
@@ -346,7 +347,8 @@ private:
          param{int8_array_oid, index.value()}, param{text_array_oid, type.value()},
          param{int8_array_oid, schema.value()}, param{bytea_array_oid, meta.value()},
          param{bytea_array_oid, payload.value()}, param{int8_oid, int8_value(now)},
-         param{text_oid, t_.channel, true}}});
+         param{text_oid, t_.channel, true}},
+        true});
     }
     return qs;
   }
