@@ -71,6 +71,12 @@ expected<std::shared_ptr<journal>> open_postgres_journal(const std::string& conn
 expected<std::shared_ptr<snapshot_store>> open_postgres_snapshot_store(
   const std::string& conninfo, const postgres_options& options = {});
 
+/// Registers the "postgres" store for cairn::open_store (store_config.hpp), so a node
+/// config with `[cairn] store = "postgres"` opens the journal and snapshot store at
+/// postgres-url in schema postgres-schema, with `defaults` for every other option.
+/// Call it once at start in a program that links cairn::postgres.
+void register_postgres_store(postgres_options defaults = {});
+
 /// Deletes the schema with every event, snapshot and checkpoint in it (no-op if absent).
 /// For tests, benchmarks and `--fresh` runs; close the store's journals first.
 expected<void> drop_postgres_schema(const std::string& conninfo,
