@@ -34,8 +34,7 @@ void refuse(tcp::socket sock, const http_options& opts) {
 
 void do_accept(http_server::impl& s) {
   auto& rt = *s.io;
-  rt.acceptor.async_accept(asio::make_strand(rt.io), [&s](beast::error_code ec,
-                                                          tcp::socket sock) {
+  auto on_accept = [&s](beast::error_code ec, tcp::socket sock) {
     auto& rt = *s.io;
     if (ec == asio::error::operation_aborted || !rt.acceptor.is_open()) return;
     if (ec) {
@@ -49,7 +48,10 @@ void do_accept(http_server::impl& s) {
     else if (rt.tls) std::make_shared<tls_session>(s, std::move(sock), *rt.tls)->run();
     else std::make_shared<plain_session>(s, std::move(sock))->run();
     do_accept(s);
-  });
+  };
+  // One I/O thread runs every handler itself: a strand per connection would only cost.
+  if (rt.strands) rt.acceptor.async_accept(asio::make_strand(rt.io), std::move(on_accept));
+  else rt.acceptor.async_accept(rt.io.get_executor(), std::move(on_accept));
 }
 
 expected<void> setup_tls(io_runtime& rt, const http_options& opts) {
