@@ -128,7 +128,7 @@ void handle_command(http_server::impl& s, const std::string& category, const std
   auto cmd = parser->second(id, type->get<std::string>(), payload, std::move(meta));
   if (!cmd) return respond(error_response(cmd.error()));
   cmd->expected_version = want_version;
-  s.target.send_command(std::move(*cmd), [respond = std::move(respond)](
+  s.submit_command(std::move(*cmd), [respond = std::move(respond)](
                                            expected<command_reply> r) {
     respond(command_reply_response(r));
   });

@@ -92,6 +92,33 @@ struct io_runtime {
     for (auto& r : batch) r.to->answer(std::move(r.res));
   }
 
+  /// Queues a command for the node; the first of a pass posts the flush, which
+  /// runs after the completions already queued (the rest of this pass).
+  void submit(node& target, command_message cmd, reply_handler on_reply) {
+    {
+      std::lock_guard<std::mutex> g{command_mutex};
+      commands.emplace_back(std::move(cmd), std::move(on_reply));
+      if (flush_posted) return;
+      flush_posted = true;
+    }
+    asio::post(io, [this, &target] { flush_commands(target); });
+  }
+
+  void flush_commands(node& target) {
+    std::vector<std::pair<command_message, reply_handler>> batch;
+    {
+      std::lock_guard<std::mutex> g{command_mutex};
+      batch.swap(commands);
+      commands.reserve(batch.size());
+      flush_posted = false;
+    }
+    for (auto& [cmd, on_reply] : batch) target.send_command(std::move(cmd), std::move(on_reply));
+  }
+
+  std::mutex command_mutex;
+  std::vector<std::pair<command_message, reply_handler>> commands;
+  bool flush_posted = false;
+
   // After io: replies never drained (the server stopped) let go of their sessions
   // while the io_context is still there.
   struct pending_reply {

@@ -145,6 +145,9 @@ expected<void> http_server::start() {
     }
   });
   s.run_blocking = [&rt](std::function<void()> work) { asio::post(rt.blocking, std::move(work)); };
+  s.submit_command = [&rt, &n = s.target](command_message cmd, reply_handler on_reply) {
+    rt.submit(n, std::move(cmd), std::move(on_reply));
+  };
   s.listening = true;
   do_accept(s);
   for (size_t i = 0; i < s.opts.threads; ++i) rt.threads.emplace_back([&rt] { rt.io.run(); });
@@ -168,6 +171,14 @@ void http_server::stop() {
   for (auto& t : rt.threads) t.join();
   rt.threads.clear();
   rt.blocking.join(); // a scrape under way finishes; its answer is dropped
+  // Commands not yet sent go unanswered: their connections close with the server
+  // (their handlers hold the state: dropping them here breaks that cycle).
+  std::vector<std::pair<command_message, reply_handler>> unsent;
+  {
+    std::lock_guard<std::mutex> g{rt.command_mutex};
+    unsent.swap(rt.commands);
+  }
+  unsent.clear();
   beast::error_code ec;
   rt.acceptor.close(ec);
   // Sessions still waiting for the node keep the state (and the io_context) alive
