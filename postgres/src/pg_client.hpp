@@ -41,15 +41,17 @@ private:
 
 class client {
 public:
-  /// Starts the I/O thread and connects once, so a bad conninfo fails here.
+  /// Starts the I/O thread and connects once, so a bad conninfo fails here. Links are
+  /// set up with `options`' timeouts and keepalives.
   static expected<std::shared_ptr<client>> open(std::string conninfo,
-                                                std::chrono::milliseconds connect_timeout,
+                                                const postgres_options& options,
                                                 size_t max_links);
   ~client();
 
-  /// A connection: an idle one, a new one, or the next one returned. After a failed
-  /// connect, further attempts within the back-off fail at once with the same error
-  /// (the back-off doubles from 50 ms up to 2 s and resets on success).
+  /// A connection: an idle one, a new one, or the next one returned, waiting at most
+  /// request_timeout for one to be returned (then errc::timeout naming the pool size).
+  /// After a failed connect, further attempts within the back-off fail at once with the
+  /// same error (the back-off doubles from 50 ms up to 2 s and resets on success).
   expected<lease> acquire();
 
   /// A connection outside the pool (for LISTEN), with the same back-off.
@@ -60,12 +62,12 @@ public:
 
 private:
   friend class lease;
-  client(std::string conninfo, std::chrono::milliseconds timeout, size_t max_links);
+  client(std::string conninfo, const postgres_options& options, size_t max_links);
   void give_back(std::unique_ptr<link> l);
   void forget();
 
   std::string conninfo_;
-  std::chrono::milliseconds timeout_;
+  postgres_options options_;
   size_t max_links_;
   boost::asio::io_context io_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;

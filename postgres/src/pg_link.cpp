@@ -1,7 +1,9 @@
 // pg_link: libpq's non-blocking pipeline mode on a Boost.Asio descriptor.
 #include "pg_link.hpp"
 
+#include <climits>
 #include <cstring>
+#include <map>
 
 #include <boost/asio/post.hpp>
 
@@ -19,16 +21,36 @@ std::string trimmed(const char* message) {
 
 } // namespace
 
+/// The largest value PostgreSQL accepts in one field or parameter (MaxAllocSize).
+constexpr size_t max_param_bytes = 0x3fffffff;
+
 struct link::run_state {
   std::function<void(pipeline_outcome)> done;
   pipeline_outcome out;
   size_t queries = 0;
   bool in_query = false; ///< a result of the current query was seen, its NULL not yet
+  bool finished = false; ///< `done` ran; late wake-ups (cancelled waits, timer) do nothing
+  uint64_t wait = 0;     ///< the current wait; older ones that fire are ignored
 };
+
+namespace {
+
+/// A wait of `st` ended by cancellation: the link may be gone, so touch only `st`.
+void abandon(const std::shared_ptr<link::run_state>& st) {
+  if (st->finished) return;
+  st->finished = true;
+  pipeline_outcome out;
+  out.error = "cancelled";
+  out.lost = true;
+  auto done = std::move(st->done);
+  done(std::move(out));
+}
+
+} // namespace
 
 expected<std::unique_ptr<link>> link::connect(boost::asio::io_context& io,
                                               const std::string& conninfo,
-                                              std::chrono::milliseconds timeout) {
+                                              const postgres_options& options) {
   char* parse_error = nullptr;
   PQconninfoOption* parsed = PQconninfoParse(conninfo.c_str(), &parse_error);
   if (!parsed) {
@@ -36,12 +58,50 @@ expected<std::unique_ptr<link>> link::connect(boost::asio::io_context& io,
     if (parse_error) PQfreemem(parse_error);
     return error{errc::invalid_argument, "invalid PostgreSQL connection string: " + why};
   }
+  std::map<std::string, std::string> given; // what the conninfo sets itself
+  for (auto* o = parsed; o->keyword; ++o)
+    if (o->val) given[o->keyword] = o->val;
   PQconninfoFree(parsed);
+  // Ours come after "dbname" (the expanded conninfo), so each overrides it: add only
+  // what the conninfo leaves unset, except connect_timeout (options.connect_timeout
+  // is the bound Cairn promises).
+  std::vector<std::pair<std::string, std::string>> kv;
+  kv.emplace_back("dbname", conninfo);
   // libpq counts whole seconds and treats 1 as 2.
-  auto seconds = std::to_string(std::max<long long>(2, (timeout.count() + 999) / 1000));
-  const char* keys[] = {"dbname", "connect_timeout", "application_name", nullptr};
-  const char* values[] = {conninfo.c_str(), seconds.c_str(), "cairn", nullptr};
-  PGconn* conn = PQconnectdbParams(keys, values, 1);
+  kv.emplace_back("connect_timeout",
+                  std::to_string(std::max<long long>(2, (options.connect_timeout.count() + 999) / 1000)));
+  auto fill = [&](const char* key, std::string value) {
+    if (!given.count(key)) kv.emplace_back(key, std::move(value));
+  };
+  fill("application_name", "cairn");
+  if (options.keepalive_idle.count() > 0) {
+    fill("keepalives", "1");
+    fill("keepalives_idle", std::to_string(options.keepalive_idle.count()));
+    fill("keepalives_interval", std::to_string(std::max<long long>(1, options.keepalive_interval.count())));
+    fill("keepalives_count", std::to_string(std::max(1, options.keepalive_count)));
+    auto unacked = options.keepalive_idle + options.keepalive_interval * std::max(1, options.keepalive_count);
+    fill("tcp_user_timeout",
+         std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(unacked).count()));
+  }
+  // Server-side bounds travel in the startup packet (no extra round trip); settings the
+  // conninfo's own "options" makes come after ours, so they win.
+  std::string server_options;
+  auto setting = [&](const char* name, std::chrono::milliseconds v) {
+    if (v.count() > 0) server_options += std::string("-c ") + name + "=" + std::to_string(v.count()) + " ";
+  };
+  setting("statement_timeout", options.statement_timeout);
+  setting("lock_timeout", options.lock_timeout);
+  setting("idle_in_transaction_session_timeout", options.idle_in_transaction_timeout);
+  if (auto it = given.find("options"); it != given.end()) server_options += it->second;
+  if (!server_options.empty()) kv.emplace_back("options", server_options);
+  std::vector<const char*> keys, values;
+  for (auto& [k, v] : kv) {
+    keys.push_back(k.c_str());
+    values.push_back(v.c_str());
+  }
+  keys.push_back(nullptr);
+  values.push_back(nullptr);
+  PGconn* conn = PQconnectdbParams(keys.data(), values.data(), 1);
   if (!conn) return error{errc::unavailable, "cannot connect to PostgreSQL: out of memory"};
   if (PQstatus(conn) != CONNECTION_OK) {
     std::string why = trimmed(PQerrorMessage(conn));
@@ -60,11 +120,11 @@ expected<std::unique_ptr<link>> link::connect(boost::asio::io_context& io,
     PQfinish(conn);
     return error{errc::unavailable, "cannot set up the PostgreSQL connection: " + why};
   }
-  return std::unique_ptr<link>(new link(io, conn));
+  return std::unique_ptr<link>(new link(io, conn, options.request_timeout));
 }
 
-link::link(boost::asio::io_context& io, PGconn* conn)
-    : conn_(conn), socket_(io, PQsocket(conn)) {}
+link::link(boost::asio::io_context& io, PGconn* conn, std::chrono::milliseconds request_timeout)
+    : conn_(conn), socket_(io, PQsocket(conn)), timer_(io), request_timeout_(request_timeout) {}
 
 link::~link() {
   boost::system::error_code ignored;
@@ -79,6 +139,28 @@ void link::async_run(std::vector<query> queries, std::function<void(pipeline_out
   st->done = std::move(done);
   st->queries = queries.size();
   if (broken()) return finish(st, "the connection to PostgreSQL is closed");
+  for (auto& q : queries)
+    for (auto& p : q.params)
+      if (p.value.size() > max_param_bytes) {
+        // Refused before anything is sent: the connection stays usable.
+        st->out.error = "a parameter of " + std::to_string(p.value.size()) +
+                        " bytes exceeds PostgreSQL's limit of " + std::to_string(max_param_bytes) +
+                        " bytes per value";
+        st->out.sqlstate = "54000"; // program_limit_exceeded
+        return finish(st);
+      }
+  if (request_timeout_.count() > 0) {
+    timer_.expires_after(request_timeout_);
+    timer_.async_wait([this, st](const boost::system::error_code& ec) {
+      if (ec || st->finished) return;
+      lost_ = true;
+      st->out.timed_out = true;
+      boost::system::error_code ignored;
+      socket_.cancel(ignored);
+      finish(st, "no answer within " + std::to_string(request_timeout_.count()) +
+                   " ms (postgres_options::request_timeout); the connection is given up");
+    });
+  }
   for (auto& q : queries) {
     std::vector<Oid> types;
     std::vector<const char*> values;
@@ -97,56 +179,52 @@ void link::async_run(std::vector<query> queries, std::function<void(pipeline_out
   flush(st);
 }
 
+/// Waits until the socket is ready for `what`, then runs `next` (on the I/O thread), unless
+/// the pipeline has finished or a newer wait of it has fired first.
+template <class Next>
+void link::wait(const std::shared_ptr<run_state>& st, boost::asio::posix::stream_descriptor::wait_type what,
+                Next next) {
+  socket_.async_wait(what, [this, st, id = st->wait, next](const boost::system::error_code& ec) {
+    if (st->finished || st->wait != id) return; // the link may be gone: touch nothing
+    if (ec == boost::asio::error::operation_aborted) return abandon(st);
+    ++st->wait;
+    if (ec) return finish(st, ec.message());
+    next();
+  });
+}
+
 void link::flush(std::shared_ptr<run_state> st) {
   for (;;) {
     int r = PQflush(conn_);
     if (r == 0) return read(st);
     if (r < 0) return finish(st, trimmed(PQerrorMessage(conn_)));
-    // Take what the server already sent, so it never blocks on us while we send.
+    // Take what the server already sent, so it never blocks on us while we send; then
+    // wait until we can send more or the server sends something (libpq's advice).
     if (!PQconsumeInput(conn_)) return finish(st, trimmed(PQerrorMessage(conn_)));
-    socket_.async_wait(boost::asio::posix::stream_descriptor::wait_write,
-                       [this, st](const boost::system::error_code& ec) {
-                         if (ec == boost::asio::error::operation_aborted)
-                           return st->done(pipeline_outcome{{}, "cancelled", {}, true});
-                         if (ec) return finish(st, ec.message());
-                         flush(st);
-                       });
+    wait(st, boost::asio::posix::stream_descriptor::wait_write, [this, st] { flush(st); });
+    wait(st, boost::asio::posix::stream_descriptor::wait_read, [this, st] {
+      if (!PQconsumeInput(conn_)) return finish(st, trimmed(PQerrorMessage(conn_)));
+      flush(st);
+    });
     return;
   }
 }
 
 void link::read(std::shared_ptr<run_state> st) {
+  auto consume_then_read = [this, st] {
+    if (!PQconsumeInput(conn_)) return finish(st, trimmed(PQerrorMessage(conn_)));
+    read(st);
+  };
   for (;;) {
-    if (PQisBusy(conn_)) {
-      socket_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
-                         [this, st](const boost::system::error_code& ec) {
-                           if (ec == boost::asio::error::operation_aborted)
-                             return st->done(pipeline_outcome{{}, "cancelled", {}, true});
-                           if (ec) return finish(st, ec.message());
-                           if (!PQconsumeInput(conn_))
-                             return finish(st, trimmed(PQerrorMessage(conn_)));
-                           read(st);
-                         });
-      return;
-    }
+    if (PQisBusy(conn_)) return wait(st, boost::asio::posix::stream_descriptor::wait_read, consume_then_read);
     PGresult* raw = PQgetResult(conn_);
     if (!raw) {
       if (PQstatus(conn_) != CONNECTION_OK) return finish(st, trimmed(PQerrorMessage(conn_)));
       if (!st->in_query) {
         // Nothing between two queries: wait for more rather than spin.
         if (!PQconsumeInput(conn_)) return finish(st, trimmed(PQerrorMessage(conn_)));
-        if (!PQisBusy(conn_)) {
-          socket_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
-                             [this, st](const boost::system::error_code& ec) {
-                               if (ec == boost::asio::error::operation_aborted)
-                                 return st->done(pipeline_outcome{{}, "cancelled", {}, true});
-                               if (ec) return finish(st, ec.message());
-                               if (!PQconsumeInput(conn_))
-                                 return finish(st, trimmed(PQerrorMessage(conn_)));
-                               read(st);
-                             });
-          return;
-        }
+        if (!PQisBusy(conn_))
+          return wait(st, boost::asio::posix::stream_descriptor::wait_read, consume_then_read);
       }
       st->in_query = false;
       continue;
@@ -160,6 +238,8 @@ void link::read(std::shared_ptr<run_state> st) {
       st->out.error = trimmed(PQresultErrorMessage(raw));
       const char* state = PQresultErrorField(raw, PG_DIAG_SQLSTATE);
       st->out.sqlstate = state ? state : "";
+      const char* constraint = PQresultErrorField(raw, PG_DIAG_CONSTRAINT_NAME);
+      st->out.constraint = constraint ? constraint : "";
     }
     if (PQstatus(conn_) != CONNECTION_OK) return finish(st, trimmed(PQerrorMessage(conn_)));
     st->out.results.push_back(std::move(r));
@@ -167,6 +247,9 @@ void link::read(std::shared_ptr<run_state> st) {
 }
 
 void link::finish(std::shared_ptr<run_state> st, std::string lost_error) {
+  if (st->finished) return;
+  st->finished = true;
+  timer_.cancel();
   if (!lost_error.empty() || PQstatus(conn_) != CONNECTION_OK) {
     lost_ = true;
     st->out.lost = true;

@@ -11,9 +11,11 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <libpq-fe.h>
 
 #include "cairn/expected.hpp"
+#include "cairn/postgres_journal.hpp"
 
 namespace cairn::pg {
 
@@ -46,23 +48,28 @@ struct pipeline_outcome {
   std::vector<result> results;
   std::string error;      ///< empty if every statement succeeded
   std::string sqlstate;   ///< of the first failed statement
+  std::string constraint; ///< of the first failed statement, if the server named one
   bool lost = false;      ///< the connection failed (not just a statement)
+  bool timed_out = false; ///< lost because no answer came within request_timeout
   bool ok() const { return error.empty(); }
 };
 
 class link {
 public:
-  /// Connects (blocking the calling thread, at most `timeout`), checks the server's
-  /// version and switches to non-blocking pipeline mode. Errors name what is wrong.
+  /// Connects (blocking the calling thread, at most options.connect_timeout), with TCP
+  /// keepalives and the server-side timeouts of `options` (each only where `conninfo`
+  /// does not set it), checks the server's version and switches to non-blocking
+  /// pipeline mode. Errors name what is wrong.
   static expected<std::unique_ptr<link>> connect(boost::asio::io_context& io,
                                                  const std::string& conninfo,
-                                                 std::chrono::milliseconds timeout);
+                                                 const postgres_options& options);
   ~link();
   link(const link&) = delete;
   link& operator=(const link&) = delete;
 
   /// Sends `queries` as one pipeline and calls `done` with their results. Call on the
-  /// I/O thread only, one pipeline at a time.
+  /// I/O thread only, one pipeline at a time. Without an answer within request_timeout
+  /// the connection is given up and `done` gets a lost, timed-out outcome.
   void async_run(std::vector<query> queries, std::function<void(pipeline_outcome)> done);
 
   /// Waits for server messages without a pipeline in flight (LISTEN): `on_notify` runs
@@ -73,15 +80,21 @@ public:
   bool broken() const;
   int server_version() const { return PQserverVersion(conn_); }
 
+  struct run_state; ///< one pipeline in flight
+
 private:
-  link(boost::asio::io_context& io, PGconn* conn);
-  struct run_state;
+  link(boost::asio::io_context& io, PGconn* conn, std::chrono::milliseconds request_timeout);
+  template <class Next>
+  void wait(const std::shared_ptr<run_state>& st,
+            boost::asio::posix::stream_descriptor::wait_type what, Next next);
   void flush(std::shared_ptr<run_state> st);
   void read(std::shared_ptr<run_state> st);
   void finish(std::shared_ptr<run_state> st, std::string lost_error = {});
 
   PGconn* conn_;
   boost::asio::posix::stream_descriptor socket_;
+  boost::asio::steady_timer timer_;
+  std::chrono::milliseconds request_timeout_;
   bool lost_ = false;
 };
 

@@ -29,8 +29,32 @@ int64_t clamp(uint64_t v) {
   return static_cast<int64_t>(std::min<uint64_t>(v, uint64_t{INT64_MAX}));
 }
 
-expected<void> check_request(const append_request& request) {
+/// The bytes an event takes in the batch's arrays (metadata as encode_meta writes it).
+size_t event_bytes(const event_data& e) {
+  size_t n = e.type.size() + e.payload.size() + 12;
+  n += e.meta.correlation_id.size() + e.meta.causation_id.size() + 12;
+  for (auto& [k, v] : e.meta.entries) n += k.size() + v.size() + 8;
+  return n;
+}
+
+size_t request_bytes(const append_request& request) {
+  size_t n = request.stream.str().size();
+  for (auto& e : request.events) n += event_bytes(e);
+  return n;
+}
+
+/// The most an append may carry: the largest value PostgreSQL takes is 1 GiB, and the
+/// append's events travel in one array per column.
+constexpr size_t max_append_bytes_limit = size_t{512} << 20;
+
+/// Why `request` cannot be stored, if it cannot: checked before the batch is sent, so a
+/// bad append fails alone and never the batch it came in.
+expected<void> check_request(const append_request& request, size_t max_bytes) {
   if (auto valid = request.stream.validate(); !valid) return valid;
+  if (!is_text(request.stream.str()))
+    return error{errc::invalid_argument,
+                 "stream name " + request.stream.str() + " is not UTF-8 text (PostgreSQL "
+                 "stores stream names as text)"};
   if (request.events.empty())
     return error{errc::invalid_argument,
                  "append to stream " + request.stream.str() + " has no events"};
@@ -42,7 +66,23 @@ expected<void> check_request(const append_request& request) {
                      request.stream.str() +
                      (type.empty() ? " has no type name" : " has a type name that is not UTF-8 text")};
   }
+  if (auto bytes = request_bytes(request); bytes > max_bytes)
+    return error{errc::invalid_argument,
+                 "append to stream " + request.stream.str() + " holds " + std::to_string(bytes) +
+                   " bytes of events; the limit is " + std::to_string(max_bytes) +
+                   " bytes per append (postgres_options::max_append_bytes, at most 512 MiB: "
+                   "PostgreSQL takes at most 1 GiB per value)"};
   return {};
+}
+
+/// The head row's position, or corrupt if the row is missing (never taken as 0: positions
+/// would restart and every append would collide with stored events).
+expected<uint64_t> head_of(const PGresult* r, const std::string& table) {
+  if (PQntuples(r) != 1 || PQgetisnull(r, 0, 0))
+    return error{errc::corrupt, "the head row of " + table + " (id = 1) is missing: the store's "
+                                "global position is unknown; restore the row with the highest "
+                                "stored position (SELECT max(position) FROM the events table)"};
+  return static_cast<uint64_t>(get_int8(r, 0, 0));
 }
 
 class postgres_journal final : public journal {
@@ -65,19 +105,49 @@ public:
     if (!c) return std::move(c).error();
     auto head = c->run(sql("SELECT position FROM " + t_.head + " WHERE id = 1"));
     if (!head.ok()) return error{errc::unavailable, head.error};
-    head_ = published_ = static_cast<uint64_t>(get_int8(head.results[0].get(), 0, 0));
-    if (options_.follow_external) {
-      listen_.start(client_, t_.channel, [this] { wake_follower(); });
-      follower_ = std::thread([this] { follow(); });
-    }
+    auto position = head_of(head.results[0].get(), t_.head);
+    if (!position) return std::move(position).error();
+    head_ = published_ = committed_ = *position;
+    if (options_.follow_external) listen_.start(client_, t_.channel, [this] { wake_follower(); });
+    // Without follow_external the follower only fills gaps left by failed catch-up reads.
+    follower_ = std::thread([this] { follow(); });
     return {};
   }
 
+  /// Stores the batch in transactions of at most max_batch_bytes each (one, normally), in
+  /// order, so no array of a transaction nears PostgreSQL's 1 GiB per value.
   std::vector<expected<append_result>> append(std::vector<append_request> batch) override {
+    size_t limit = std::max<size_t>(1, options_.max_batch_bytes);
+    std::vector<size_t> ends; // where each chunk ends
+    size_t bytes = 0;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      size_t b = request_bytes(batch[i]);
+      if (i > 0 && bytes + b > limit) {
+        ends.push_back(i);
+        bytes = 0;
+      }
+      bytes += b;
+    }
+    if (ends.empty()) return append_chunk(std::move(batch));
+    ends.push_back(batch.size());
+    std::vector<expected<append_result>> results;
+    results.reserve(batch.size());
+    size_t begin = 0;
+    for (size_t end : ends) {
+      std::vector<append_request> chunk(std::make_move_iterator(batch.begin() + begin),
+                                        std::make_move_iterator(batch.begin() + end));
+      for (auto& r : append_chunk(std::move(chunk))) results.push_back(std::move(r));
+      begin = end;
+    }
+    return results;
+  }
+
+  std::vector<expected<append_result>> append_chunk(std::vector<append_request> batch) {
     std::vector<expected<append_result>> results(batch.size(), append_result{});
     std::vector<size_t> valid;
+    size_t max_bytes = std::min(options_.max_append_bytes, max_append_bytes_limit);
     for (size_t i = 0; i < batch.size(); ++i) {
-      if (auto ok = check_request(batch[i]); !ok) results[i] = std::move(ok).error();
+      if (auto ok = check_request(batch[i], max_bytes); !ok) results[i] = std::move(ok).error();
       else valid.push_back(i);
     }
     if (valid.empty()) return results;
@@ -105,15 +175,22 @@ public:
         writer_.emplace(std::move(*w));
       }
       started = writer_->run(begin);
-      if (!started.lost) break;
+      if (!started.lost || started.timed_out) break;
       writer_.reset();
     }
-    if (!writer_) return fail_all(errc::unavailable, "PostgreSQL is unavailable: " + started.error);
+    if (!writer_) return fail_all(started.timed_out ? errc::timeout : errc::unavailable,
+                                  "PostgreSQL is unavailable: " + started.error);
     auto& w = *writer_;
-    if (!started.ok()) return give_up(w, started, results, valid, false);
+    if (!started.ok()) return give_up(w, started, batch, results, valid, false);
 
     const PGresult* head_row = started.results[1].get();
-    uint64_t head = static_cast<uint64_t>(get_int8(head_row, 0, 0));
+    auto head_position = head_of(head_row, t_.head);
+    if (!head_position) {
+      auto end = w.run(sql("ROLLBACK"));
+      if (end.lost) writer_.reset();
+      return fail_all(errc::corrupt, head_position.error().message());
+    }
+    uint64_t head = *head_position;
     int64_t ts = std::max(now_ns(), get_int8(head_row, 0, 1));
     std::map<std::string, uint64_t> versions;
     const PGresult* vr = started.results[2].get();
@@ -183,7 +260,7 @@ public:
                             param{text_oid, std::to_string(next), true}}});
     commit.push_back(sql("COMMIT"));
     auto stored = w.run(std::move(commit));
-    if (!stored.ok()) return give_up(w, stored, results, valid, true);
+    if (!stored.ok()) return give_up(w, stored, batch, results, valid, true);
 
     publish_through(head, committed);
     return results;
@@ -242,49 +319,99 @@ private:
   }
 
   /// Runs a read on a pooled connection; a connection found broken (the server restarted
-  /// since it was last used) is replaced and the read tried once more.
+  /// since it was last used) is replaced and the read tried once more. A read that got
+  /// no answer within request_timeout is not retried: it fails with errc::timeout.
   expected<pipeline_outcome> run_read(const query& q) const {
+    if (testing::fail_reads.load()) return error{errc::unavailable, "PostgreSQL read failed: injected by a test"};
     pipeline_outcome r;
     for (int attempt = 0; attempt < 2; ++attempt) {
       auto c = client_->acquire();
       if (!c) return std::move(c).error();
       r = c->run(q);
       if (r.ok()) return r;
-      if (!r.lost) break;
+      if (!r.lost || r.timed_out) break;
     }
-    return error{errc::unavailable, "PostgreSQL read failed: " + r.error};
+    return error{r.timed_out ? errc::timeout : errc::unavailable, "PostgreSQL read failed: " + r.error};
   }
 
-  /// Ends a failed transaction and fails every valid request of the batch.
+  /// Ends a failed transaction and fails every valid request of the batch, each with
+  /// the most precise error known.
   std::vector<expected<append_result>>& give_up(lease& w, const pipeline_outcome& out,
+                                                const std::vector<append_request>& batch,
                                                 std::vector<expected<append_result>>& results,
                                                 const std::vector<size_t>& valid,
                                                 bool committing) {
-    std::string why;
-    errc code = errc::unavailable;
+    auto fail = [&](errc code, const std::string& why) -> std::vector<expected<append_result>>& {
+      for (size_t i : valid) results[i] = error{code, why};
+      return results;
+    };
     if (out.lost) {
       writer_.reset();
-      why = committing ? "the connection to PostgreSQL broke while committing; the batch "
-                         "may or may not be stored (read the streams to know): " + out.error
-                       : "PostgreSQL is unavailable: " + out.error;
-    } else {
-      auto end = w.run(sql("ROLLBACK"));
-      if (end.lost) writer_.reset();
-      why = "PostgreSQL refused the batch: " + out.error;
-      if (out.sqlstate == "23505") code = errc::conflict; // another writer took a version
+      errc code = out.timed_out ? errc::timeout : errc::unavailable;
+      if (committing)
+        return fail(code, "the connection to PostgreSQL broke while committing; the batch may "
+                          "or may not be stored (read the streams to know): " + out.error);
+      return fail(code, "PostgreSQL is unavailable: " + out.error);
     }
-    for (size_t i : valid) results[i] = error{code, why};
+    auto end = w.run(sql("ROLLBACK"));
+    if (end.lost) writer_.reset();
+    if (out.sqlstate == "23505") return unique_violation(out, batch, results, valid);
+    if (out.sqlstate == "55P03")
+      return fail(errc::timeout, "nothing stored: the head row stayed locked longer than "
+                                 "postgres_options::lock_timeout (a stuck writer holds it?): " + out.error);
+    if (out.sqlstate == "57014")
+      return fail(errc::timeout, "nothing stored: the batch ran longer than "
+                                 "postgres_options::statement_timeout: " + out.error);
+    return fail(errc::unavailable, "PostgreSQL refused the batch; nothing of it was stored: " + out.error);
+  }
+
+  /// A unique violation: someone stored events without taking the head lock (an import
+  /// tool, a writer of another program), since with it versions and positions are free.
+  /// Nothing of the batch is stored. The appends to the stream whose version was taken
+  /// get `conflict`; the others are valid and get `unavailable` (retry them); a taken
+  /// position means the head row is behind the events: `corrupt`.
+  std::vector<expected<append_result>>& unique_violation(
+    const pipeline_outcome& out, const std::vector<append_request>& batch,
+    std::vector<expected<append_result>>& results, const std::vector<size_t>& valid) {
+    std::string bypass = "a writer that did not take Cairn's head lock stored events in " + t_.events;
+    if (out.constraint.size() >= 5 && out.constraint.compare(out.constraint.size() - 5, 5, "_pkey") == 0) {
+      for (size_t i : valid)
+        results[i] = error{errc::corrupt, "nothing stored: " + bypass + " without moving the head "
+                                          "row, so the next positions are taken (set the head "
+                                          "row's position to the highest stored one): " + out.error};
+      return results;
+    }
+    // "... DETAIL:  Key (stream, version)=(<stream>, <version>) already exists."
+    std::string taken;
+    auto open = out.error.find("=(");
+    auto close = out.error.rfind(") already exists");
+    if (open != std::string::npos && close != std::string::npos && close > open + 2) {
+      auto key = out.error.substr(open + 2, close - open - 2);
+      if (auto comma = key.rfind(", "); comma != std::string::npos) taken = key.substr(0, comma);
+    }
+    for (size_t i : valid) {
+      if (taken.empty() || batch[i].stream.str() == taken)
+        results[i] = error{errc::conflict, "nothing stored: " + bypass + (taken.empty() ? "" : ", stream " + taken) +
+                                             ", taking a version this append expected to write; "
+                                             "reload the stream and retry: " + out.error};
+      else
+        results[i] = error{errc::unavailable, "nothing stored: this append was valid but its batch "
+                                              "was refused because " + bypass + ", stream " + taken +
+                                              "; retry it: " + out.error};
+    }
     return results;
   }
 
   /// Publishes `committed` (positions after `before`), first any other writers' events
-  /// between what was published last and `before`, so listeners see every event in order.
+  /// between what was published last and `before`, so listeners see every event, once,
+  /// in order. If that gap cannot be read now, nothing is published: ours are stored, and
+  /// the follower publishes the gap and ours from the store once reads succeed.
   void publish_through(uint64_t before, const std::vector<envelope>& committed) {
-    std::lock_guard<std::mutex> lock(publish_mutex_);
-    if (published_ < before) catch_up_locked(before);
     uint64_t last = committed.back().position;
-    // If the gap could not be read, ours are published anyway: a listener that sees a
-    // jump in positions reads the store (the event feed does).
+    uint64_t c = committed_.load();
+    while (c < last && !committed_.compare_exchange_weak(c, last)) {}
+    std::lock_guard<std::mutex> lock(publish_mutex_);
+    if (published_ < before && !catch_up_locked(before)) return wake_follower();
     if (published_ < last) {
       published_ = last;
       raise_head(last);
@@ -292,15 +419,17 @@ private:
     }
   }
 
-  /// Publishes stored events from published_ + 1 through `through` (publish_mutex_ held).
-  void catch_up_locked(uint64_t through) {
+  /// Publishes stored events from published_ + 1 through `through` (publish_mutex_ held);
+  /// false if they could not all be read.
+  bool catch_up_locked(uint64_t through) {
     while (published_ < through) {
       auto chunk = read_all(published_ + 1, std::min<uint64_t>(read_chunk, through - published_));
-      if (!chunk || chunk->empty()) return;
+      if (!chunk || chunk->empty() || chunk->front().position != published_ + 1) return false;
       published_ = chunk->back().position;
       raise_head(published_);
       publish(*chunk);
     }
+    return true;
   }
 
   void raise_head(uint64_t p) {
@@ -317,26 +446,37 @@ private:
   }
 
   /// The follower: on a notification (or every poll_interval) reads the head row and
-  /// publishes other writers' commits up to it.
+  /// publishes other writers' commits up to it. It also publishes what publish_through
+  /// could not (a failed read of a gap), retrying with back-off until it succeeds.
   void follow() {
+    using ms = std::chrono::milliseconds;
+    ms retry{0};
     for (;;) {
-      listen_.ensure();
+      if (options_.follow_external) listen_.ensure();
       {
         std::unique_lock<std::mutex> lock(follow_mutex_);
         auto ready = [this] { return stopping_ || woken_; };
-        if (options_.poll_interval.count() > 0)
-          follow_wake_.wait_for(lock, options_.poll_interval, ready);
+        ms wait = retry.count() > 0 ? retry : options_.follow_external ? options_.poll_interval : ms{0};
+        if (wait.count() > 0)
+          follow_wake_.wait_for(lock, wait, ready);
         else
           follow_wake_.wait(lock, ready);
         if (stopping_) return;
         woken_ = false;
       }
-      auto r = run_read(sql("SELECT position FROM " + t_.head + " WHERE id = 1"));
-      if (!r) continue;
-      uint64_t stored = static_cast<uint64_t>(get_int8(r->results[0].get(), 0, 0));
-      if (stored <= published_.load()) continue;
+      uint64_t target = committed_.load();
+      if (options_.follow_external) {
+        auto r = run_read(sql("SELECT position FROM " + t_.head + " WHERE id = 1"));
+        if (r) {
+          if (auto stored = head_of(r->results[0].get(), t_.head)) target = std::max(target, *stored);
+        }
+      }
+      if (target <= published_.load()) {
+        retry = ms{0};
+        continue;
+      }
       std::lock_guard<std::mutex> lock(publish_mutex_);
-      catch_up_locked(stored);
+      retry = catch_up_locked(target) ? ms{0} : std::min(ms{1000}, std::max(ms{50}, retry * 2));
     }
   }
 
@@ -347,6 +487,7 @@ private:
   std::atomic<uint64_t> head_{0};
   std::mutex publish_mutex_;
   std::atomic<uint64_t> published_{0}; ///< written under publish_mutex_
+  std::atomic<uint64_t> committed_{0}; ///< the last position this journal committed
 
   std::mutex follow_mutex_;
   std::condition_variable follow_wake_;
@@ -359,11 +500,13 @@ private:
 
 namespace pg {
 
+std::atomic<bool> testing::fail_reads{false};
+
 expected<std::shared_ptr<client>> open_client(const std::string& conninfo,
                                               const postgres_options& options, size_t links,
                                               int schema_version_target) {
   if (auto valid = check_schema_name(options.schema); !valid) return std::move(valid).error();
-  auto c = client::open(conninfo, options.connect_timeout, links);
+  auto c = client::open(conninfo, options, links);
   if (!c) return std::move(c).error();
   auto conn = (*c)->acquire();
   if (!conn) return std::move(conn).error();
