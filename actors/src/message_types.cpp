@@ -90,7 +90,12 @@ node_config::node_config() {
          "recent committed events kept in memory for live projections")
     .add(options.feed.batch_events, "feed-batch-events",
          "most events handed to a projection at once")
-    .add(options.metrics, "metrics", "count commands, latencies and batch sizes");
+    .add(options.metrics, "metrics", "count commands, latencies and batch sizes")
+    .add(options.store.kind, "store", "event store: file, postgres or memory (open_store)")
+    .add(options.store.data, "data", "folder of the file store")
+    .add(options.store.file_sync, "file-sync", "file store sync policy: always, interval or never")
+    .add(options.store.postgres_url, "postgres-url", "PostgreSQL URL of the postgres store")
+    .add(options.store.postgres_schema, "postgres-schema", "schema of the postgres store");
 }
 
 } // namespace cairn

@@ -13,7 +13,7 @@ lease::~lease() {
 
 void lease::discard() {
   if (!link_) return;
-  link_.reset();
+  boost::asio::post(owner_->io(), [dead = std::shared_ptr<link>(std::move(link_))] {});
   owner_->forget();
 }
 
@@ -27,14 +27,30 @@ pipeline_outcome lease::run(std::vector<query> queries) {
   return future.get();
 }
 
+bool lease::alive() {
+  std::promise<bool> promise;
+  auto future = promise.get_future();
+  boost::asio::post(owner_->io(), [&] { promise.set_value(link_->check_alive()); });
+  return future.get();
+}
+
+std::future<pipeline_outcome> lease::start(std::vector<query> queries) {
+  auto promise = std::make_shared<std::promise<pipeline_outcome>>();
+  auto future = promise->get_future();
+  boost::asio::post(owner_->io(), [l = link_.get(), promise, qs = std::move(queries)]() mutable {
+    l->async_run(std::move(qs), [promise](pipeline_outcome out) { promise->set_value(std::move(out)); });
+  });
+  return future;
+}
+
 pipeline_outcome lease::run(query q) {
   std::vector<query> qs;
   qs.push_back(std::move(q));
   return run(std::move(qs));
 }
 
-client::client(std::string conninfo, std::chrono::milliseconds timeout, size_t max_links)
-    : conninfo_(std::move(conninfo)), timeout_(timeout), max_links_(std::max<size_t>(1, max_links)),
+client::client(std::string conninfo, const postgres_options& options, size_t max_links)
+    : conninfo_(std::move(conninfo)), options_(options), max_links_(std::max<size_t>(1, max_links)),
       work_(boost::asio::make_work_guard(io_)), thread_([this] { io_.run(); }) {}
 
 client::~client() {
@@ -45,12 +61,14 @@ client::~client() {
   work_.reset();
   io_.stop();
   thread_.join();
+  io_.restart(); // drop the links still queued for dropping, with their service alive
+  io_.poll();
 }
 
 expected<std::shared_ptr<client>> client::open(std::string conninfo,
-                                               std::chrono::milliseconds connect_timeout,
+                                               const postgres_options& options,
                                                size_t max_links) {
-  std::shared_ptr<client> c(new client(std::move(conninfo), connect_timeout, max_links));
+  std::shared_ptr<client> c(new client(std::move(conninfo), options, max_links));
   auto first = c->acquire();
   if (!first) return std::move(first).error();
   return c;
@@ -61,7 +79,7 @@ expected<std::unique_ptr<link>> client::connect() {
     std::lock_guard<std::mutex> lock(mutex_);
     if (backoff_.count() > 0 && std::chrono::steady_clock::now() < retry_at_) return last_error_;
   }
-  auto l = link::connect(io_, conninfo_, timeout_);
+  auto l = link::connect(io_, conninfo_, options_);
   std::lock_guard<std::mutex> lock(mutex_);
   if (l) {
     backoff_ = std::chrono::milliseconds(0);
@@ -75,6 +93,8 @@ expected<std::unique_ptr<link>> client::connect() {
 }
 
 expected<lease> client::acquire() {
+  auto bound = options_.request_timeout;
+  auto deadline = std::chrono::steady_clock::now() + bound;
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
     while (!idle_.empty()) {
@@ -84,7 +104,16 @@ expected<lease> client::acquire() {
       --links_;
     }
     if (links_ < max_links_) break;
-    returned_.wait(lock);
+    if (bound.count() <= 0) {
+      returned_.wait(lock);
+    } else if (returned_.wait_until(lock, deadline) == std::cv_status::timeout &&
+               idle_.empty() && links_ >= max_links_) {
+      return error{errc::timeout, "no PostgreSQL connection came free within " +
+                                    std::to_string(bound.count()) + " ms (all " +
+                                    std::to_string(max_links_) +
+                                    " of the pool are in use; postgres_options::read_connections "
+                                    "sizes it, request_timeout bounds the wait)"};
+    }
   }
   ++links_;
   lock.unlock();
@@ -101,7 +130,8 @@ expected<lease> client::acquire() {
 void client::give_back(std::unique_ptr<link> l) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (l->broken()) {
-    l.reset();
+    // Dropped on the I/O thread, after any cancelled wait of it has run there.
+    boost::asio::post(io_, [dead = std::shared_ptr<link>(std::move(l))] {});
     --links_;
   } else {
     idle_.push_back(std::move(l));

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -30,7 +31,13 @@ public:
   /// Runs `queries` as one pipeline on this connection and waits for the outcome.
   pipeline_outcome run(std::vector<query> queries);
   pipeline_outcome run(query q);
+  /// Sends `queries` as one pipeline without waiting: the outcome comes through the
+  /// future. Pipelines started one after the other on a lease run in that order.
+  std::future<pipeline_outcome> start(std::vector<query> queries);
   link& raw() { return *link_; }
+  /// False if the server has closed this idle connection (no round trip: a read that
+  /// does not wait, on the I/O thread). Call with no pipeline in flight on it.
+  bool alive();
   /// Gives the connection up instead of returning it (its state is unknown).
   void discard();
 
@@ -41,15 +48,17 @@ private:
 
 class client {
 public:
-  /// Starts the I/O thread and connects once, so a bad conninfo fails here.
+  /// Starts the I/O thread and connects once, so a bad conninfo fails here. Links are
+  /// set up with `options`' timeouts and keepalives.
   static expected<std::shared_ptr<client>> open(std::string conninfo,
-                                                std::chrono::milliseconds connect_timeout,
+                                                const postgres_options& options,
                                                 size_t max_links);
   ~client();
 
-  /// A connection: an idle one, a new one, or the next one returned. After a failed
-  /// connect, further attempts within the back-off fail at once with the same error
-  /// (the back-off doubles from 50 ms up to 2 s and resets on success).
+  /// A connection: an idle one, a new one, or the next one returned, waiting at most
+  /// request_timeout for one to be returned (then errc::timeout naming the pool size).
+  /// After a failed connect, further attempts within the back-off fail at once with the
+  /// same error (the back-off doubles from 50 ms up to 2 s and resets on success).
   expected<lease> acquire();
 
   /// A connection outside the pool (for LISTEN), with the same back-off.
@@ -60,12 +69,12 @@ public:
 
 private:
   friend class lease;
-  client(std::string conninfo, std::chrono::milliseconds timeout, size_t max_links);
+  client(std::string conninfo, const postgres_options& options, size_t max_links);
   void give_back(std::unique_ptr<link> l);
   void forget();
 
   std::string conninfo_;
-  std::chrono::milliseconds timeout_;
+  postgres_options options_;
   size_t max_links_;
   boost::asio::io_context io_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;

@@ -2,6 +2,7 @@
 // on a prepared schema, and the LISTEN connection that wakes a journal's follower.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -21,6 +22,11 @@ expected<std::shared_ptr<client>> open_client(const std::string& conninfo,
 expected<std::shared_ptr<journal>> open_journal_at(const std::string& conninfo,
                                                    const postgres_options& options,
                                                    int target);
+
+namespace testing {
+/// While set, every journal read fails with unavailable (tests of failed catch-up reads).
+extern std::atomic<bool> fail_reads;
+} // namespace testing
 
 /// A connection that LISTENs on one channel and calls `on_wake` for each notification and
 /// when it is lost. ensure() (re)connects it; call it from the follower's thread.

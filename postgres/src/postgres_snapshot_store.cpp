@@ -79,7 +79,7 @@ expected<std::shared_ptr<snapshot_store>> open_postgres_snapshot_store(
 expected<void> drop_postgres_schema(const std::string& conninfo,
                                     const postgres_options& options) {
   if (auto valid = pg::check_schema_name(options.schema); !valid) return valid;
-  auto c = pg::client::open(conninfo, options.connect_timeout, 1);
+  auto c = pg::client::open(conninfo, options, 1);
   if (!c) return std::move(c).error();
   auto conn = (*c)->acquire();
   if (!conn) return std::move(conn).error();

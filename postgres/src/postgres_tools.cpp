@@ -22,7 +22,7 @@ struct inspector {
   static expected<inspector> open(const std::string& conninfo, const postgres_options& o) {
     if (auto valid = check_schema_name(o.schema); !valid) return std::move(valid).error();
     inspector in(o.schema);
-    auto c = client::open(conninfo, o.connect_timeout, 1);
+    auto c = client::open(conninfo, o, 1);
     if (!c) return std::move(c).error();
     in.c = std::move(*c);
     auto conn = in.c->acquire();

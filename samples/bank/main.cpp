@@ -49,10 +49,9 @@ struct bank_config : cairn::node_config {
   std::string store;        ///< empty: [cairn] store (default file)
   std::string data;         ///< empty: [cairn] data (default ./data)
   std::string postgres_url; ///< empty: [cairn] postgres-url
-  /// The node config's store keys ([cairn] store, data, postgres-url, postgres-schema in
-  /// config/node.ini), which --store, --data and --postgres-url override.
-  std::string config_store = "file", config_data = "./data", config_postgres_url;
-  std::string postgres_schema = "cairn";
+  // The node config's store keys ([cairn] store, data, postgres-url, postgres-schema in
+  // config/node.ini, bound by node_config to options.store) are overridden by --store,
+  // --data and --postgres-url.
   std::string sync = "always";
   bool fresh = false;
   size_t transfers = 0;
@@ -73,11 +72,6 @@ struct bank_config : cairn::node_config {
            "publish account events to Kafka and take deposits from topic payments "
            "(host:port,...; mock: an in-process mock cluster)")
       .add(kafka_payments, "kafka-payments", "payments sent through Kafka (with --kafka-brokers)");
-    caf::config_option_adder{custom_options_, "cairn"}
-      .add(config_store, "store", "event store: file, postgres or memory")
-      .add(config_data, "data", "data folder of the file store")
-      .add(config_postgres_url, "postgres-url", "PostgreSQL URL of the postgres store")
-      .add(postgres_schema, "postgres-schema", "schema of the postgres store");
   }
 };
 
@@ -259,15 +253,15 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "accounts and clients must be positive\n");
     return 2;
   }
-  if (cfg.store.empty()) cfg.store = cfg.config_store;
-  if (cfg.data.empty()) cfg.data = cfg.config_data;
-  if (cfg.postgres_url.empty()) cfg.postgres_url = cfg.config_postgres_url;
+  if (cfg.store.empty()) cfg.store = cfg.options.store.kind;
+  if (cfg.data.empty()) cfg.data = cfg.options.store.data;
+  if (cfg.postgres_url.empty()) cfg.postgres_url = cfg.options.store.postgres_url;
   std::shared_ptr<cairn::journal> store;
   std::shared_ptr<cairn::snapshot_store> snapshots;
   if (cfg.store == "postgres") {
 #ifdef CAIRN_WITH_POSTGRES
     cairn::postgres_options po;
-    po.schema = cfg.postgres_schema;
+    po.schema = cfg.options.store.postgres_schema;
     if (cfg.fresh) {
       if (auto dropped = cairn::drop_postgres_schema(cfg.postgres_url, po); !dropped) {
         std::fprintf(stderr, "cannot empty the store: %s\n", dropped.error().describe().c_str());

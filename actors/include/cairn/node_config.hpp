@@ -17,7 +17,8 @@ class node_config : public caf::actor_system_config {
 public:
   node_config();
 
-  /// Bound to the [cairn] section: log-level, command-timeout, query-timeout.
+  /// Bound to the [cairn] section: log-level, command-timeout, query-timeout, ...,
+  /// and the store keys (open the store with cairn::open_store(options.store)).
   node_options options;
 };
 

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <string>
 
+#include "cairn/store_config.hpp"
+
 namespace cairn {
 
 /// How the node hosts one aggregate type.
@@ -86,6 +88,9 @@ struct node_options {
   /// Count commands, latencies and batch sizes for node::metrics_text() (cheap:
   /// bench/RESULTS.md). Off, those counters stay at zero; the rest is still reported.
   bool metrics = true;
+  /// The store the application opens with open_store(options.store) and hands the
+  /// node ([cairn] store, data, file-sync, postgres-url, postgres-schema).
+  store_config store;
 };
 
 } // namespace cairn
