@@ -2,7 +2,8 @@
 #
 # Installs cairn_framework and cairn_actors (as cairn::framework and cairn::actors),
 # an interface target cairn::cairn that pulls in everything, cairn::cli (the tool as
-# a library, when tools are built), the include/ trees,
+# a library, when tools are built), cairn::postgres, cairn::http and cairn::kafka
+# (when built), the include/ trees,
 # the bundled FindCAF.cmake, and cairnConfig.cmake + cairnConfigVersion.cmake into
 # ${CMAKE_INSTALL_LIBDIR}/cmake/cairn. Included last by the top-level CMakeLists.txt,
 # so every library target and its link libraries are known here.
@@ -71,6 +72,27 @@ if(TARGET cairn_postgres)
     FILES_MATCHING PATTERN "*.hpp")
 endif()
 
+# cairn::http (http/) and cairn::kafka (kafka/), when built: optional libraries an
+# embedder links by name (not part of cairn::cairn), installed as cairn::postgres is.
+set(_cairn_optional_libraries "")
+foreach(_part IN ITEMS http kafka)
+  if(TARGET cairn_${_part})
+    list(APPEND _cairn_optional_libraries cairn_${_part})
+    if(CAIRN_SANITIZE)
+      target_link_options(cairn_${_part} INTERFACE
+        "$<INSTALL_INTERFACE:-fsanitize=address,undefined>")
+    endif()
+    install(TARGETS cairn_${_part}
+      EXPORT cairnTargets
+      ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+      LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+      INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+    install(DIRECTORY "${PROJECT_SOURCE_DIR}/${_part}/include/"
+      DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
+      FILES_MATCHING PATTERN "*.hpp")
+  endif()
+endforeach()
+
 install(DIRECTORY
     "${PROJECT_SOURCE_DIR}/framework/include/"
     "${PROJECT_SOURCE_DIR}/actors/include/"
@@ -86,7 +108,7 @@ install(EXPORT cairnTargets
 # targets actually link. Static libraries export their PRIVATE dependencies too (as
 # $<LINK_ONLY:...>), which is why spdlog shows up for the default static build.
 set(_cairn_link_items "")
-foreach(_lib IN LISTS _cairn_exported_libraries _cairn_cli_libraries)
+foreach(_lib IN LISTS _cairn_exported_libraries _cairn_cli_libraries _cairn_optional_libraries)
   get_target_property(_items ${_lib} INTERFACE_LINK_LIBRARIES)
   if(_items)
     list(APPEND _cairn_link_items ${_items})
@@ -94,36 +116,24 @@ foreach(_lib IN LISTS _cairn_exported_libraries _cairn_cli_libraries)
 endforeach()
 set(_cairn_link_string "${_cairn_link_items}")
 
-set(CAIRN_NEEDS_THREADS OFF)
-set(CAIRN_NEEDS_NLOHMANN_JSON OFF)
-set(CAIRN_NEEDS_CAF OFF)
-set(CAIRN_NEEDS_SPDLOG OFF)
-set(CAIRN_NEEDS_POSTGRESQL OFF)
-set(CAIRN_NEEDS_BOOST OFF)
-if(_cairn_link_string MATCHES "PostgreSQL::")
-  set(CAIRN_NEEDS_POSTGRESQL ON)
-endif()
-if(_cairn_link_string MATCHES "Boost::")
-  set(CAIRN_NEEDS_BOOST ON)
-endif()
-if(_cairn_link_string MATCHES "Threads::")
-  set(CAIRN_NEEDS_THREADS ON)
-endif()
-if(_cairn_link_string MATCHES "nlohmann_json::")
-  set(CAIRN_NEEDS_NLOHMANN_JSON ON)
-endif()
-if(_cairn_link_string MATCHES "CAF::")
-  set(CAIRN_NEEDS_CAF ON)
-endif()
-if(_cairn_link_string MATCHES "spdlog::|fmt::")
-  set(CAIRN_NEEDS_SPDLOG ON)
-endif()
+# CAIRN_NEEDS_<NAME> (read by cairnConfig.cmake.in) for each NAME=pattern below.
+foreach(_need IN ITEMS
+    "THREADS=Threads::" "NLOHMANN_JSON=nlohmann_json::" "CAF=CAF::" "SPDLOG=spdlog::|fmt::"
+    "POSTGRESQL=PostgreSQL::" "BOOST=Boost::" "OPENSSL=OpenSSL::" "RDKAFKA=PkgConfig::RDKAFKA")
+  string(REGEX REPLACE "=.*" "" _name "${_need}")
+  string(REGEX REPLACE "^[^=]*=" "" _pattern "${_need}")
+  set(CAIRN_NEEDS_${_name} OFF)
+  if(_cairn_link_string MATCHES "${_pattern}")
+    set(CAIRN_NEEDS_${_name} ON)
+  endif()
+endforeach()
 
 # Any other imported target would leave consumers with an unknown target: say so now
 # (the install test in tests/install then fails too).
 string(REGEX MATCHALL "[A-Za-z0-9_.+-]+::[A-Za-z0-9_.+-]+" _cairn_namespaced "${_cairn_link_string}")
 foreach(_dep IN LISTS _cairn_namespaced)
-  if(NOT _dep MATCHES "^(Threads|nlohmann_json|CAF|spdlog|fmt|PostgreSQL|Boost|cairn)::")
+  if(NOT _dep MATCHES "^(Threads|nlohmann_json|CAF|spdlog|fmt|PostgreSQL|Boost|OpenSSL|cairn)::" AND
+     NOT _dep STREQUAL "PkgConfig::RDKAFKA")
     message(WARNING
       "An installed cairn library links ${_dep}, but cmake/cairnConfig.cmake.in does not "
       "find its package. Add a find_dependency() for it there and a check in "
@@ -151,6 +161,11 @@ install(FILES
 
 unset(_cairn_exported_libraries)
 unset(_cairn_cli_libraries)
+unset(_cairn_optional_libraries)
+unset(_part)
+unset(_need)
+unset(_name)
+unset(_pattern)
 unset(_cairn_link_items)
 unset(_cairn_link_string)
 unset(_cairn_namespaced)

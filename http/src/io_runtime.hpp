@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -30,10 +31,20 @@ public:
   virtual void wake() = 0;
 };
 
+/// A session waiting for the node's answer to its request.
+class reply_target {
+public:
+  virtual ~reply_target() = default;
+  /// Writes the answer; called on an I/O thread (see io_runtime::hand_back).
+  virtual void answer(api_response res) = 0;
+};
+
 struct io_runtime {
-  explicit io_runtime(size_t threads) : io(static_cast<int>(threads)) {}
+  explicit io_runtime(size_t n) : io(static_cast<int>(n)), strands(n > 1) {}
 
   asio::io_context io;
+  /// With one I/O thread a session needs no strand: everything runs on that thread.
+  const bool strands;
   tcp::acceptor acceptor{io};
   asio::steady_timer accept_backoff{io};
   std::optional<asio::ssl::context> tls;
@@ -56,6 +67,67 @@ struct io_runtime {
     for (auto& w : sse)
       if (auto t = w.lock()) t->wake();
   }
+
+  /// Hands a reply from any thread (a CAF worker) to the I/O threads. Replies come
+  /// in bursts (one group commit answers many commands): they queue here, and only
+  /// the first of a burst posts (and so wakes an I/O thread); one drain writes all.
+  void hand_back(std::shared_ptr<reply_target> to, api_response res) {
+    {
+      std::lock_guard<std::mutex> g{reply_mutex};
+      replies.push_back({std::move(to), std::move(res)});
+      if (drain_posted) return;
+      drain_posted = true;
+    }
+    asio::post(io, [this] { drain_replies(); });
+  }
+
+  void drain_replies() {
+    std::vector<pending_reply> batch;
+    {
+      std::lock_guard<std::mutex> g{reply_mutex};
+      batch.swap(replies);
+      replies.reserve(batch.size());
+      drain_posted = false;
+    }
+    for (auto& r : batch) r.to->answer(std::move(r.res));
+  }
+
+  /// Queues a command for the node; the first of a pass posts the flush, which
+  /// runs after the completions already queued (the rest of this pass).
+  void submit(node& target, command_message cmd, reply_handler on_reply) {
+    {
+      std::lock_guard<std::mutex> g{command_mutex};
+      commands.emplace_back(std::move(cmd), std::move(on_reply));
+      if (flush_posted) return;
+      flush_posted = true;
+    }
+    asio::post(io, [this, &target] { flush_commands(target); });
+  }
+
+  void flush_commands(node& target) {
+    std::vector<std::pair<command_message, reply_handler>> batch;
+    {
+      std::lock_guard<std::mutex> g{command_mutex};
+      batch.swap(commands);
+      commands.reserve(batch.size());
+      flush_posted = false;
+    }
+    for (auto& [cmd, on_reply] : batch) target.send_command(std::move(cmd), std::move(on_reply));
+  }
+
+  std::mutex command_mutex;
+  std::vector<std::pair<command_message, reply_handler>> commands;
+  bool flush_posted = false;
+
+  // After io: replies never drained (the server stopped) let go of their sessions
+  // while the io_context is still there.
+  struct pending_reply {
+    std::shared_ptr<reply_target> to;
+    api_response res;
+  };
+  std::mutex reply_mutex;
+  std::vector<pending_reply> replies;
+  bool drain_posted = false;
 };
 
 } // namespace cairn::http

@@ -34,8 +34,7 @@ void refuse(tcp::socket sock, const http_options& opts) {
 
 void do_accept(http_server::impl& s) {
   auto& rt = *s.io;
-  rt.acceptor.async_accept(asio::make_strand(rt.io), [&s](beast::error_code ec,
-                                                          tcp::socket sock) {
+  auto on_accept = [&s](beast::error_code ec, tcp::socket sock) {
     auto& rt = *s.io;
     if (ec == asio::error::operation_aborted || !rt.acceptor.is_open()) return;
     if (ec) {
@@ -49,7 +48,10 @@ void do_accept(http_server::impl& s) {
     else if (rt.tls) std::make_shared<tls_session>(s, std::move(sock), *rt.tls)->run();
     else std::make_shared<plain_session>(s, std::move(sock))->run();
     do_accept(s);
-  });
+  };
+  // One I/O thread runs every handler itself: a strand per connection would only cost.
+  if (rt.strands) rt.acceptor.async_accept(asio::make_strand(rt.io), std::move(on_accept));
+  else rt.acceptor.async_accept(rt.io.get_executor(), std::move(on_accept));
 }
 
 expected<void> setup_tls(io_runtime& rt, const http_options& opts) {
@@ -143,6 +145,9 @@ expected<void> http_server::start() {
     }
   });
   s.run_blocking = [&rt](std::function<void()> work) { asio::post(rt.blocking, std::move(work)); };
+  s.submit_command = [&rt, &n = s.target](command_message cmd, reply_handler on_reply) {
+    rt.submit(n, std::move(cmd), std::move(on_reply));
+  };
   s.listening = true;
   do_accept(s);
   for (size_t i = 0; i < s.opts.threads; ++i) rt.threads.emplace_back([&rt] { rt.io.run(); });
@@ -166,6 +171,14 @@ void http_server::stop() {
   for (auto& t : rt.threads) t.join();
   rt.threads.clear();
   rt.blocking.join(); // a scrape under way finishes; its answer is dropped
+  // Commands not yet sent go unanswered: their connections close with the server
+  // (their handlers hold the state: dropping them here breaks that cycle).
+  std::vector<std::pair<command_message, reply_handler>> unsent;
+  {
+    std::lock_guard<std::mutex> g{rt.command_mutex};
+    unsent.swap(rt.commands);
+  }
+  unsent.clear();
   beast::error_code ec;
   rt.acceptor.close(ec);
   // Sessions still waiting for the node keep the state (and the io_context) alive

@@ -66,6 +66,11 @@ struct http_server::impl : std::enable_shared_from_this<http_server::impl> {
   /// threads, on the server's one worker thread.
   std::function<void(std::function<void()>)> run_blocking;
 
+  /// Sends a command to the node (node::send_command), on an I/O thread. The
+  /// commands of one pass of the event loop go together (io_runtime::submit), so
+  /// that the node's router wakes once for them rather than once each.
+  std::function<void(command_message, reply_handler)> submit_command;
+
   std::atomic<size_t> connections{0};
   std::atomic<uint64_t> head{0}; ///< the store's head as its listener last saw it
   uint64_t listener = 0;

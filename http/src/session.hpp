@@ -29,7 +29,9 @@ inline bool is_parse_error(const beast::error_code& ec) {
 }
 
 template <class Derived>
-class session : public sse_target, public std::enable_shared_from_this<session<Derived>> {
+class session : public sse_target,
+                public reply_target,
+                public std::enable_shared_from_this<session<Derived>> {
 public:
   explicit session(http_server::impl& s) : s_(s), heartbeat_(s.io->io) { ++s_.connections; }
   ~session() override { --s_.connections; }
@@ -45,25 +47,51 @@ protected:
 
   void do_read() {
     parser_.emplace();
+    parser_->eager(true);
     parser_->header_limit(static_cast<uint32_t>(std::min<size_t>(s_.opts.max_header_bytes, UINT32_MAX)));
     parser_->body_limit(s_.opts.max_body_bytes);
-    if (buffer_.size() > 0) return read_rest();
+    started_ = buffer_.size() > 0;
+    if (started_) {
+      first_ = false;
+      lowest().expires_after(s_.opts.header_timeout);
+      return parse();
+    }
     // Waiting for a request's first byte: the idle deadline (the header deadline on
     // a new connection); from that byte on, the whole request has header_timeout.
     lowest().expires_after(first_ ? s_.opts.header_timeout : s_.opts.idle_timeout);
-    derived().stream().async_read_some(buffer_.prepare(1024), [self = self()](beast::error_code ec,
-                                                                              size_t n) {
-      if (ec) return self->derived().do_close();
+    read_more();
+  }
+
+  void read_more() {
+    derived().stream().async_read_some(buffer_.prepare(read_chunk), [self = self()](
+                                                                      beast::error_code ec,
+                                                                      size_t n) {
+      if (ec) return self->derived().do_close(); // closed, timed out, reset
       self->buffer_.commit(n);
-      self->read_rest();
+      if (!self->started_) {
+        self->started_ = true;
+        self->first_ = false;
+        self->lowest().expires_after(self->s_.opts.header_timeout);
+      }
+      self->parse();
     });
   }
 
-  void read_rest() {
-    first_ = false;
-    lowest().expires_after(s_.opts.header_timeout);
-    bhttp::async_read(derived().stream(), buffer_, *parser_,
-                      [self = self()](beast::error_code ec, size_t) { self->on_read(ec); });
+  /// Feeds what has been read to the parser; reads more until a request is whole.
+  void parse() {
+    beast::error_code ec;
+    while (!parser_->is_done() && buffer_.size() > 0) {
+      auto used = parser_->put(buffer_.data(), ec);
+      buffer_.consume(used);
+      if (ec == bhttp::error::need_more) {
+        ec = {};
+        break;
+      }
+      if (ec) return on_read(ec);
+      if (used == 0) break;
+    }
+    if (parser_->is_done()) return on_read({});
+    read_more();
   }
 
   void on_read(beast::error_code ec) {
@@ -77,7 +105,7 @@ protected:
                                    std::to_string(s_.opts.max_header_bytes) + " bytes"));
     if (ec && is_parse_error(ec))
       return fail(error_response(400, "bad_request", "malformed HTTP request: " + ec.message()));
-    if (ec) return derived().do_close(); // closed, timed out, reset
+    if (ec) return derived().do_close();
     lowest().expires_never();
     auto& req = parser_->get();
     version_ = req.version();
@@ -95,21 +123,27 @@ protected:
     r.last_event_id = field("Last-Event-ID");
     r.body = std::move(req.body());
     // The node may answer after the server stopped: the reply keeps the server's
-    // state (and so the io_context) alive until it has let go of the session.
-    struct reply_to {
-      std::shared_ptr<http_server::impl> keep;
-      std::shared_ptr<session> self;
-      ~reply_to() { self.reset(); }
-    };
-    auto to = std::make_shared<reply_to>(reply_to{s_.shared_from_this(), self()});
-    auto sse = route(s_, std::move(r), [to](api_response res) {
-      auto exec = to->self->lowest().get_executor();
-      asio::post(exec, [self = to->self, res = std::move(res)]() mutable {
-        self->write(std::move(res), !self->keep_alive_);
-      });
-    });
+    // state (and so the io_context) alive until it has handed the session back.
+    auto sse = route(s_, std::move(r), reply_to{s_.shared_from_this(), self()});
     if (sse) start_sse(std::move(*sse));
   }
+
+  /// The node's answer, on an I/O thread (io_runtime::drain_replies): written now
+  /// with one I/O thread, else on this session's strand.
+  void answer(api_response res) override {
+    if (!s_.io->strands) return write(std::move(res), !keep_alive_);
+    asio::post(lowest().get_executor(), [self = self(), res = std::move(res)]() mutable {
+      self->write(std::move(res), !self->keep_alive_);
+    });
+  }
+
+  /// The responder of a request: hands the answer back to the I/O threads.
+  struct reply_to {
+    std::shared_ptr<http_server::impl> keep;
+    std::shared_ptr<session> self;
+    ~reply_to() { self.reset(); } // the session goes before the state it uses
+    void operator()(api_response res) { keep->io->hand_back(std::move(self), std::move(res)); }
+  };
 
   bool authorized(const bhttp::request<bhttp::string_body>& req) const {
     if (s_.opts.bearer_token.empty()) return true;
@@ -125,22 +159,27 @@ protected:
   void fail(api_response res) { write(std::move(res), true); }
 
   void write(api_response r, bool close) {
-    auto res = std::make_shared<bhttp::response<bhttp::string_body>>(
-      static_cast<bhttp::status>(r.status), version_ ? version_ : 11);
-    res->set(bhttp::field::server, "cairn");
-    res->set(bhttp::field::content_type, r.content_type);
-    res->set(bhttp::field::cache_control, "no-store");
-    if (r.status == 401) res->set(bhttp::field::www_authenticate, "Bearer");
-    res->body() = std::move(r.body);
-    res->keep_alive(!close);
-    res->prepare_payload();
+    // The whole response in one reused buffer, one write: cheaper than Beast's
+    // serializer for these small answers.
+    auto& out = wbuf_;
+    out.clear();
+    auto reason = bhttp::obsolete_reason(static_cast<bhttp::status>(r.status));
+    out.append(version_ == 10 ? "HTTP/1.0 " : "HTTP/1.1 ").append(std::to_string(r.status));
+    out.append(" ").append(reason.data(), reason.size());
+    out.append("\r\nServer: cairn\r\nContent-Type: ").append(r.content_type);
+    out.append("\r\nCache-Control: no-store\r\n");
+    if (r.status == 401) out.append("WWW-Authenticate: Bearer\r\n");
+    if (close && version_ != 10) out.append("Connection: close\r\n");
+    if (!close && version_ == 10) out.append("Connection: keep-alive\r\n");
+    out.append("Content-Length: ").append(std::to_string(r.body.size())).append("\r\n\r\n");
+    out.append(r.body);
     lowest().expires_after(s_.opts.write_timeout);
-    bhttp::async_write(derived().stream(), *res,
-                       [self = self(), res, close](beast::error_code ec, size_t) {
-                         if (ec || close) return self->derived().do_close();
-                         self->lowest().expires_never();
-                         self->do_read();
-                       });
+    asio::async_write(derived().stream(), asio::buffer(out),
+                      [self = self(), close](beast::error_code ec, size_t) {
+                        if (ec || close) return self->derived().do_close();
+                        self->lowest().expires_never();
+                        self->do_read();
+                      });
   }
 
   // -- the event stream --
@@ -222,12 +261,16 @@ protected:
     derived().do_close();
   }
 
+  static constexpr size_t read_chunk = 4096;
+
   http_server::impl& s_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::string wbuf_; ///< the response being written
   unsigned version_ = 11;
   bool keep_alive_ = true;
-  bool first_ = true;
+  bool first_ = true;   ///< no request read yet on this connection
+  bool started_ = false; ///< the current request's first byte has come
   // event stream
   bool sse_ = false, writing_ = false, closed_ = false;
   uint64_t next_ = 1;

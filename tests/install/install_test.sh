@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install test: installs a cairn build into a temporary prefix, then configures, builds
-# and runs tests/install/consumer against that prefix alone: a program on cairn::cairn
-# and a cairn-style tool on cairn::cli.
+# and runs tests/install/consumer against that prefix alone: a program on cairn::cairn,
+# a cairn-style tool on cairn::cli, and programs on cairn::http and cairn::kafka when
+# the build has them.
 #
 # Usage: install_test.sh BUILD_DIR [CONFIG]
 # Environment: CMAKE (cmake binary to use), CMAKE_GENERATOR and CXX are honoured by cmake.
@@ -80,4 +81,19 @@ if [[ "$state" != *'"version":2'*'"state":{"count":7}'* ]]; then
   exit 1
 fi
 "$tool" --data "$work/data" verify
-echo "PASS: out-of-tree programs built against the installed cairn (cairn::cairn, cairn::cli) and ran"
+# The optional libraries this build has (CMakeCache.txt: CAIRN_BUILD_HTTP/KAFKA) must
+# be installed, found and linkable: a program on each.
+built=(cairn::cairn cairn::cli)
+for part in http kafka; do
+  flag=$(sed -n "s/^CAIRN_BUILD_${part^^}:BOOL=//p" "$build_dir/CMakeCache.txt")
+  [[ "$flag" == ON ]] || continue
+  program=$(find "$consumer_build" -type f -name "cairn_consumer_$part" -perm -u+x | head -n 1)
+  if [[ -z "$program" ]]; then
+    echo "FAIL: this build has cairn::$part, but the installed package does not define it" >&2
+    exit 1
+  fi
+  echo "== running $program"
+  "$program"
+  built+=("cairn::$part")
+done
+echo "PASS: out-of-tree programs built against the installed cairn (${built[*]}) and ran"
