@@ -27,6 +27,22 @@ pipeline_outcome lease::run(std::vector<query> queries) {
   return future.get();
 }
 
+bool lease::alive() {
+  std::promise<bool> promise;
+  auto future = promise.get_future();
+  boost::asio::post(owner_->io(), [&] { promise.set_value(link_->check_alive()); });
+  return future.get();
+}
+
+std::future<pipeline_outcome> lease::start(std::vector<query> queries) {
+  auto promise = std::make_shared<std::promise<pipeline_outcome>>();
+  auto future = promise->get_future();
+  boost::asio::post(owner_->io(), [l = link_.get(), promise, qs = std::move(queries)]() mutable {
+    l->async_run(std::move(qs), [promise](pipeline_outcome out) { promise->set_value(std::move(out)); });
+  });
+  return future;
+}
+
 pipeline_outcome lease::run(query q) {
   std::vector<query> qs;
   qs.push_back(std::move(q));

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -30,7 +31,13 @@ public:
   /// Runs `queries` as one pipeline on this connection and waits for the outcome.
   pipeline_outcome run(std::vector<query> queries);
   pipeline_outcome run(query q);
+  /// Sends `queries` as one pipeline without waiting: the outcome comes through the
+  /// future. Pipelines started one after the other on a lease run in that order.
+  std::future<pipeline_outcome> start(std::vector<query> queries);
   link& raw() { return *link_; }
+  /// False if the server has closed this idle connection (no round trip: a read that
+  /// does not wait, on the I/O thread). Call with no pipeline in flight on it.
+  bool alive();
   /// Gives the connection up instead of returning it (its state is unknown).
   void discard();
 

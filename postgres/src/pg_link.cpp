@@ -3,6 +3,7 @@
 
 #include <climits>
 #include <cstring>
+#include <deque>
 #include <map>
 
 #include <boost/asio/post.hpp>
@@ -29,19 +30,28 @@ struct link::run_state {
   pipeline_outcome out;
   size_t queries = 0;
   bool in_query = false; ///< a result of the current query was seen, its NULL not yet
-  bool finished = false; ///< `done` ran; late wake-ups (cancelled waits, timer) do nothing
-  uint64_t wait = 0;     ///< the current wait; older ones that fire are ignored
+  std::vector<bool> hidden; ///< per statement sent: a Prepare, whose result is not shown
+  size_t seen = 0;          ///< statements whose first result has arrived
+  std::vector<std::string> prepares; ///< SQL prepared by this pipeline (forgotten if it fails)
+};
+
+/// The pipelines sent and not yet answered, oldest first, and the socket waits in flight.
+/// Shared with the waits' handlers, which may run after the link is gone (cancelled).
+struct link::run_queue {
+  std::deque<std::shared_ptr<run_state>> runs;
+  bool alive = true;         ///< false once the link is destroyed
+  bool read_waiting = false;
+  bool write_waiting = false;
 };
 
 namespace {
 
-/// A wait of `st` ended by cancellation: the link may be gone, so touch only `st`.
-void abandon(const std::shared_ptr<link::run_state>& st) {
-  if (st->finished) return;
-  st->finished = true;
-  pipeline_outcome out;
-  out.error = "cancelled";
+/// Ends `st` as lost with `why` (the connection's state is unknown).
+void fail_run(const std::shared_ptr<link::run_state>& st, const std::string& why, bool timed_out) {
+  pipeline_outcome out = std::move(st->out);
+  out.error = why;
   out.lost = true;
+  out.timed_out = timed_out;
   auto done = std::move(st->done);
   done(std::move(out));
 }
@@ -124,12 +134,25 @@ expected<std::unique_ptr<link>> link::connect(boost::asio::io_context& io,
 }
 
 link::link(boost::asio::io_context& io, PGconn* conn, std::chrono::milliseconds request_timeout)
-    : conn_(conn), socket_(io, PQsocket(conn)), timer_(io), request_timeout_(request_timeout) {}
+    : conn_(conn), socket_(io, PQsocket(conn)), timer_(io), request_timeout_(request_timeout),
+      queue_(std::make_shared<run_queue>()) {}
 
 link::~link() {
+  // Pipelines still in flight (the lease was dropped) end here; waits of this link that
+  // fire later find `alive` false and touch nothing else.
+  queue_->alive = false;
+  auto runs = std::move(queue_->runs);
+  queue_->runs.clear();
+  for (auto& st : runs) fail_run(st, "cancelled", false);
   boost::system::error_code ignored;
   socket_.release(); // libpq owns the descriptor
   PQfinish(conn_);
+}
+
+bool link::check_alive() {
+  if (!broken() && queue_->runs.empty() && (!PQconsumeInput(conn_) || PQstatus(conn_) != CONNECTION_OK))
+    lost_ = true;
+  return !broken();
 }
 
 bool link::broken() const { return lost_ || PQstatus(conn_) != CONNECTION_OK; }
@@ -138,7 +161,7 @@ void link::async_run(std::vector<query> queries, std::function<void(pipeline_out
   auto st = std::make_shared<run_state>();
   st->done = std::move(done);
   st->queries = queries.size();
-  if (broken()) return finish(st, "the connection to PostgreSQL is closed");
+  if (broken()) return fail_run(st, "connection to PostgreSQL lost: the connection to PostgreSQL is closed", false);
   for (auto& q : queries)
     for (auto& p : q.params)
       if (p.value.size() > max_param_bytes) {
@@ -147,20 +170,11 @@ void link::async_run(std::vector<query> queries, std::function<void(pipeline_out
                         " bytes exceeds PostgreSQL's limit of " + std::to_string(max_param_bytes) +
                         " bytes per value";
         st->out.sqlstate = "54000"; // program_limit_exceeded
-        return finish(st);
+        auto d = std::move(st->done);
+        return d(std::move(st->out));
       }
-  if (request_timeout_.count() > 0) {
-    timer_.expires_after(request_timeout_);
-    timer_.async_wait([this, st](const boost::system::error_code& ec) {
-      if (ec || st->finished) return;
-      lost_ = true;
-      st->out.timed_out = true;
-      boost::system::error_code ignored;
-      socket_.cancel(ignored);
-      finish(st, "no answer within " + std::to_string(request_timeout_.count()) +
-                   " ms (postgres_options::request_timeout); the connection is given up");
-    });
-  }
+  queue_->runs.push_back(st);
+  if (queue_->runs.size() == 1) arm_timer();
   for (auto& q : queries) {
     std::vector<Oid> types;
     std::vector<const char*> values;
@@ -171,69 +185,104 @@ void link::async_run(std::vector<query> queries, std::function<void(pipeline_out
       lengths.push_back(static_cast<int>(p.value.size()));
       formats.push_back(p.text ? 0 : 1);
     }
-    if (!PQsendQueryParams(conn_, q.sql.c_str(), static_cast<int>(q.params.size()),
-                           types.data(), values.data(), lengths.data(), formats.data(), 1))
-      return finish(st, trimmed(PQerrorMessage(conn_)));
+    int n = static_cast<int>(q.params.size());
+    bool sent;
+    if (q.prepared) {
+      auto it = prepared_.find(q.sql);
+      if (it == prepared_.end()) {
+        // A fresh name each time, so a Prepare that failed never collides with one that
+        // the server kept.
+        it = prepared_.emplace(q.sql, "cairn_" + std::to_string(++statements_)).first;
+        if (!PQsendPrepare(conn_, it->second.c_str(), q.sql.c_str(), n, types.data()))
+          return fail_all(trimmed(PQerrorMessage(conn_)));
+        st->hidden.push_back(true);
+        st->prepares.push_back(q.sql);
+      }
+      sent = PQsendQueryPrepared(conn_, it->second.c_str(), n, values.data(), lengths.data(),
+                                 formats.data(), 1);
+    } else {
+      sent = PQsendQueryParams(conn_, q.sql.c_str(), n, types.data(), values.data(),
+                               lengths.data(), formats.data(), 1);
+    }
+    if (!sent) return fail_all(trimmed(PQerrorMessage(conn_)));
+    st->hidden.push_back(false);
   }
-  if (!PQpipelineSync(conn_)) return finish(st, trimmed(PQerrorMessage(conn_)));
-  flush(st);
+  if (!PQpipelineSync(conn_)) return fail_all(trimmed(PQerrorMessage(conn_)));
+  pump();
 }
 
-/// Waits until the socket is ready for `what`, then runs `next` (on the I/O thread), unless
-/// the pipeline has finished or a newer wait of it has fired first.
-template <class Next>
-void link::wait(const std::shared_ptr<run_state>& st, boost::asio::posix::stream_descriptor::wait_type what,
-                Next next) {
-  socket_.async_wait(what, [this, st, id = st->wait, next](const boost::system::error_code& ec) {
-    if (st->finished || st->wait != id) return; // the link may be gone: touch nothing
-    if (ec == boost::asio::error::operation_aborted) return abandon(st);
-    ++st->wait;
-    if (ec) return finish(st, ec.message());
-    next();
+void link::arm_timer() {
+  if (request_timeout_.count() <= 0) return;
+  timer_.expires_after(request_timeout_);
+  auto front = queue_->runs.front();
+  auto q = queue_;
+  timer_.async_wait([this, q, front](const boost::system::error_code& ec) {
+    if (ec || !q->alive || q->runs.empty() || q->runs.front() != front) return;
+    fail_all("no answer within " + std::to_string(request_timeout_.count()) +
+               " ms (postgres_options::request_timeout); the connection is given up",
+             true);
   });
 }
 
-void link::flush(std::shared_ptr<run_state> st) {
-  for (;;) {
-    int r = PQflush(conn_);
-    if (r == 0) return read(st);
-    if (r < 0) return finish(st, trimmed(PQerrorMessage(conn_)));
-    // Take what the server already sent, so it never blocks on us while we send; then
-    // wait until we can send more or the server sends something (libpq's advice).
-    if (!PQconsumeInput(conn_)) return finish(st, trimmed(PQerrorMessage(conn_)));
-    wait(st, boost::asio::posix::stream_descriptor::wait_write, [this, st] { flush(st); });
-    wait(st, boost::asio::posix::stream_descriptor::wait_read, [this, st] {
-      if (!PQconsumeInput(conn_)) return finish(st, trimmed(PQerrorMessage(conn_)));
-      flush(st);
-    });
-    return;
-  }
+void link::wait(boost::asio::posix::stream_descriptor::wait_type what) {
+  bool reading = what == boost::asio::posix::stream_descriptor::wait_read;
+  bool& waiting = reading ? queue_->read_waiting : queue_->write_waiting;
+  if (waiting) return;
+  waiting = true;
+  auto q = queue_;
+  socket_.async_wait(what, [this, q, reading](const boost::system::error_code& ec) {
+    (reading ? q->read_waiting : q->write_waiting) = false;
+    if (!q->alive || q->runs.empty()) return; // the link is gone or has nothing in flight
+    if (ec) return fail_all(ec == boost::asio::error::operation_aborted ? "cancelled" : ec.message());
+    if (reading && !PQconsumeInput(conn_)) return fail_all(trimmed(PQerrorMessage(conn_)));
+    pump();
+  });
 }
 
-void link::read(std::shared_ptr<run_state> st) {
-  auto consume_then_read = [this, st] {
-    if (!PQconsumeInput(conn_)) return finish(st, trimmed(PQerrorMessage(conn_)));
-    read(st);
-  };
-  for (;;) {
-    if (PQisBusy(conn_)) return wait(st, boost::asio::posix::stream_descriptor::wait_read, consume_then_read);
+void link::pump() {
+  // Send what libpq still holds; while it cannot, the server may be waiting for us to
+  // read (libpq's advice: take input, then try again), which the read side below does.
+  if (!queue_->write_waiting) {
+    int r = PQflush(conn_);
+    if (r < 0) return fail_all(trimmed(PQerrorMessage(conn_)));
+    if (r == 1) {
+      if (!PQconsumeInput(conn_)) return fail_all(trimmed(PQerrorMessage(conn_)));
+      wait(boost::asio::posix::stream_descriptor::wait_write);
+    }
+  }
+  read();
+}
+
+void link::read() {
+  auto& runs = queue_->runs;
+  while (!runs.empty()) {
+    auto& st = runs.front();
+    if (PQisBusy(conn_)) return wait(boost::asio::posix::stream_descriptor::wait_read);
     PGresult* raw = PQgetResult(conn_);
     if (!raw) {
-      if (PQstatus(conn_) != CONNECTION_OK) return finish(st, trimmed(PQerrorMessage(conn_)));
+      if (PQstatus(conn_) != CONNECTION_OK) return fail_all(trimmed(PQerrorMessage(conn_)));
       if (!st->in_query) {
         // Nothing between two queries: wait for more rather than spin.
-        if (!PQconsumeInput(conn_)) return finish(st, trimmed(PQerrorMessage(conn_)));
-        if (!PQisBusy(conn_))
-          return wait(st, boost::asio::posix::stream_descriptor::wait_read, consume_then_read);
+        if (!PQconsumeInput(conn_)) return fail_all(trimmed(PQerrorMessage(conn_)));
+        if (!PQisBusy(conn_)) return wait(boost::asio::posix::stream_descriptor::wait_read);
       }
       st->in_query = false;
       continue;
     }
     result r(raw);
     auto status = PQresultStatus(raw);
-    if (status == PGRES_PIPELINE_SYNC) return finish(st);
+    if (status == PGRES_PIPELINE_SYNC) {
+      auto done = std::move(runs.front());
+      runs.pop_front();
+      timer_.cancel();
+      if (!runs.empty()) arm_timer();
+      finish(done);
+      continue;
+    }
     if (st->in_query) continue; // a second result of one query (not used by Cairn)
     st->in_query = true;
+    bool hidden = st->seen < st->hidden.size() && st->hidden[st->seen];
+    ++st->seen;
     if (status == PGRES_FATAL_ERROR && st->out.error.empty()) {
       st->out.error = trimmed(PQresultErrorMessage(raw));
       const char* state = PQresultErrorField(raw, PG_DIAG_SQLSTATE);
@@ -241,26 +290,30 @@ void link::read(std::shared_ptr<run_state> st) {
       const char* constraint = PQresultErrorField(raw, PG_DIAG_CONSTRAINT_NAME);
       st->out.constraint = constraint ? constraint : "";
     }
-    if (PQstatus(conn_) != CONNECTION_OK) return finish(st, trimmed(PQerrorMessage(conn_)));
-    st->out.results.push_back(std::move(r));
+    if (PQstatus(conn_) != CONNECTION_OK) return fail_all(trimmed(PQerrorMessage(conn_)));
+    if (!hidden) st->out.results.push_back(std::move(r));
   }
 }
 
-void link::finish(std::shared_ptr<run_state> st, std::string lost_error) {
-  if (st->finished) return;
-  st->finished = true;
-  timer_.cancel();
-  if (!lost_error.empty() || PQstatus(conn_) != CONNECTION_OK) {
-    lost_ = true;
-    st->out.lost = true;
-    if (lost_error.empty()) lost_error = "the connection to PostgreSQL was lost";
-    st->out.error = "connection to PostgreSQL lost: " + lost_error;
-  } else if (st->out.error.empty() && st->out.results.size() != st->queries) {
+void link::finish(const std::shared_ptr<run_state>& st) {
+  // A failed pipeline may have failed its Prepare: prepare again (under a new name) next time.
+  if (!st->out.error.empty())
+    for (auto& sql : st->prepares) prepared_.erase(sql);
+  if (st->out.error.empty() && st->out.results.size() != st->queries)
     st->out.error = "PostgreSQL answered " + std::to_string(st->out.results.size()) +
                     " of " + std::to_string(st->queries) + " statements";
-  }
   auto done = std::move(st->done);
   done(std::move(st->out));
+}
+
+void link::fail_all(const std::string& why, bool timed_out) {
+  lost_ = true;
+  timer_.cancel();
+  boost::system::error_code ignored;
+  socket_.cancel(ignored);
+  auto runs = std::move(queue_->runs);
+  queue_->runs.clear();
+  for (auto& st : runs) fail_run(st, "connection to PostgreSQL lost: " + why, timed_out);
 }
 
 void link::async_listen(std::function<void(std::vector<std::string>)> on_notify,
@@ -306,6 +359,12 @@ void array_builder::add(const void* data, size_t size) {
   ++count_;
 }
 
+void array_builder::add_int4(int32_t v) {
+  put_u32(body_, 4);
+  put_u32(body_, static_cast<uint32_t>(v));
+  ++count_;
+}
+
 void array_builder::add_int8(int64_t v) {
   put_u32(body_, 8);
   put_u64(body_, static_cast<uint64_t>(v));
@@ -331,6 +390,25 @@ int64_t get_int8(const PGresult* r, int row, int col) {
   for (int i = 0; i < len; ++i) v = (v << 8) | p[i];
   if (len == 4 && (v & 0x80000000u)) v |= 0xffffffff00000000ull; // int4 sign
   return static_cast<int64_t>(v);
+}
+
+std::vector<int64_t> get_int8_array(const PGresult* r, int row, int col) {
+  std::vector<int64_t> out;
+  auto* p = reinterpret_cast<const unsigned char*>(PQgetvalue(r, row, col));
+  size_t len = static_cast<size_t>(PQgetlength(r, row, col));
+  auto u32 = [&](size_t at) {
+    return (uint32_t{p[at]} << 24) | (uint32_t{p[at + 1]} << 16) | (uint32_t{p[at + 2]} << 8) | p[at + 3];
+  };
+  // Header: dimensions, has-NULLs flag, element type, then per dimension size and lower bound.
+  if (len < 12 || u32(0) != 1 || u32(4) != 0 || len < 20) return out;
+  size_t n = u32(12), at = 20;
+  if (len != at + n * 12) return out;
+  out.reserve(n);
+  for (size_t i = 0; i < n; ++i, at += 12) {
+    if (u32(at) != 8) return {};
+    out.push_back(static_cast<int64_t>((uint64_t{u32(at + 4)} << 32) | u32(at + 8)));
+  }
+  return out;
 }
 
 std::string get_bytes(const PGresult* r, int row, int col) {

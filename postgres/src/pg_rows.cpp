@@ -71,9 +71,11 @@ expected<void> decode_events(const PGresult* r, std::vector<envelope>& out) {
     e.type = get_bytes(r, i, 3);
     e.schema_version = static_cast<uint32_t>(get_int8(r, i, 4));
     e.timestamp_ns = get_int8(r, i, 5);
-    auto meta = decode_meta(get_bytes(r, i, 6));
-    if (!meta) return std::move(meta).error();
-    e.meta = std::move(*meta);
+    if (PQgetlength(r, i, 6) > 0) { // most events carry no metadata
+      auto meta = decode_meta(get_bytes(r, i, 6));
+      if (!meta) return std::move(meta).error();
+      e.meta = std::move(*meta);
+    }
     auto* p = reinterpret_cast<const uint8_t*>(PQgetvalue(r, i, 7));
     e.payload.assign(p, p + PQgetlength(r, i, 7));
     out.push_back(std::move(e));

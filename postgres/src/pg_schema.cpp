@@ -3,12 +3,58 @@
 // Version 1: schema_info (the version), head (the one row every writer locks to take the
 // next global positions: see docs/postgres.md) and events (unique (stream, version)).
 // Version 2: snapshots (latest snapshot or checkpoint per stream).
+// Version 3: events.stream compares bytewise (COLLATE "C": cheaper index lookups than a
+// locale's rules, and the order does not matter) and append_batch(), the function that
+// stores one round of a batch in one statement (below).
 #include "pg_schema.hpp"
 
 #include "cairn/postgres_journal.hpp"
 
 namespace cairn::pg {
 namespace {
+
+/// append_batch(): one round of a batch, decided and stored under the head lock in one
+/// statement (docs/postgres.md). Requests are (stream, expected version or -1 for any,
+/// event count); each stream appears at most once per round, so every request is decided
+/// against the stream's stored version. Events are flat arrays, each with its request's
+/// index (1-based) and its index within the request (0-based). Returns one bigint array:
+/// [timestamp, new head, first version per request..., first position per request...],
+/// where first position 0 means a conflict and its first version is then the stream's
+/// current version. The timestamp is max(now_ns, the head's last one), so it never goes
+/// back. A missing head row raises P0002.
+std::string append_function(const tables& t) {
+  return "CREATE OR REPLACE FUNCTION " + t.append_batch +
+         "(streams text[], expected bigint[], counts bigint[], event_request integer[],"
+         " event_index bigint[], types text[], schema_versions bigint[], metas bytea[],"
+         " payloads bytea[], now_ns bigint, channel text) RETURNS bigint[]"
+         " LANGUAGE plpgsql AS $fn$\n"
+         "DECLARE h bigint; ts bigint; fv bigint[]; fp bigint[]; total bigint;\n"
+         "BEGIN\n"
+         "  SELECT position, greatest(last_timestamp, now_ns) INTO h, ts FROM " + t.head +
+         " WHERE id = 1 FOR UPDATE;\n"
+         "  IF NOT FOUND THEN RAISE EXCEPTION 'the head row of " + t.head +
+         " (id = 1) is missing' USING ERRCODE = 'P0002'; END IF;\n"
+         "  SELECT array_agg(CASE WHEN ok THEN cur + 1 ELSE cur END ORDER BY i),"
+         " array_agg(CASE WHEN ok THEN h + before + 1 ELSE 0 END ORDER BY i),"
+         " COALESCE(sum(taken), 0) INTO fv, fp, total FROM (\n"
+         "    SELECT i, cur, ok, taken, sum(taken) OVER (ORDER BY i) - taken AS before FROM (\n"
+         "      SELECT r.i, c.cur, (r.x < 0 OR r.x = c.cur) AS ok,"
+         " CASE WHEN r.x < 0 OR r.x = c.cur THEN r.n ELSE 0 END AS taken\n"
+         "      FROM unnest(streams, expected, counts) WITH ORDINALITY AS r(s, x, n, i)\n"
+         "      CROSS JOIN LATERAL (SELECT COALESCE(max(e.version), 0) AS cur FROM " + t.events +
+         " e WHERE e.stream = r.s) c) d) w;\n"
+         "  IF total > 0 THEN\n"
+         "    INSERT INTO " + t.events +
+         " (position, stream, version, type, schema_version, timestamp_ns, meta, payload)\n"
+         "    SELECT fp[q] + k, streams[q], fv[q] + k, ty, sv, ts, me, pa\n"
+         "    FROM unnest(event_request, event_index, types, schema_versions, metas, payloads)"
+         " AS ev(q, k, ty, sv, me, pa) WHERE fp[q] > 0;\n"
+         "    UPDATE " + t.head + " SET position = h + total, last_timestamp = ts WHERE id = 1;\n"
+         "    PERFORM pg_notify(channel, (h + total)::text);\n"
+         "  END IF;\n"
+         "  RETURN ARRAY[ts, h + total] || fv || fp;\n"
+         "END $fn$";
+}
 
 std::vector<std::string> migration_to(int version, const tables& t) {
   switch (version) {
@@ -29,6 +75,11 @@ std::vector<std::string> migration_to(int version, const tables& t) {
           " (stream text PRIMARY KEY, version bigint NOT NULL, type text NOT NULL,"
           " schema_version bigint NOT NULL, timestamp_ns bigint NOT NULL, state bytea NOT NULL)",
       };
+    case 3:
+      return {
+        "ALTER TABLE " + t.events + " ALTER COLUMN stream TYPE text COLLATE \"C\"",
+        append_function(t),
+      };
     default:
       return {};
   }
@@ -45,7 +96,8 @@ expected<void> rollback(lease& conn, std::string why) {
 
 tables::tables(const std::string& s)
     : schema(quote_ident(s)), info(schema + ".schema_info"), head(schema + ".head"),
-      events(schema + ".events"), snapshots(schema + ".snapshots"), channel("cairn." + s) {}
+      events(schema + ".events"), snapshots(schema + ".snapshots"),
+      append_batch(schema + ".append_batch"), channel("cairn." + s) {}
 
 expected<void> check_schema_name(const std::string& schema) {
   bool ok = !schema.empty() && schema.size() <= 63 && !(schema[0] >= '0' && schema[0] <= '9');

@@ -12,6 +12,7 @@ namespace cairn::pg {
 struct tables {
   explicit tables(const std::string& schema);
   std::string schema, info, head, events, snapshots;
+  std::string append_batch; ///< the function storing one round of a batch (version 3)
   std::string channel; ///< the NOTIFY channel (unquoted)
 };
 

@@ -8,7 +8,9 @@
 #include <atomic>
 #include <condition_variable>
 #include <map>
+#include <set>
 #include <optional>
+#include <future>
 #include <thread>
 
 #include "pg_client.hpp"
@@ -22,6 +24,8 @@ namespace {
 using namespace pg;
 
 constexpr size_t read_chunk = 8192;
+/// Reads of at least this many events that come back full start reading the next chunk.
+constexpr size_t read_ahead_min = 1024;
 
 query sql(std::string text) { return query{std::move(text), {}}; }
 
@@ -75,13 +79,17 @@ expected<void> check_request(const append_request& request, size_t max_bytes) {
   return {};
 }
 
+std::string head_row_missing(const std::string& table) {
+  return "the head row of " + table + " (id = 1) is missing: the store's "
+         "global position is unknown; restore the row with the highest "
+         "stored position (SELECT max(position) FROM the events table)";
+}
+
 /// The head row's position, or corrupt if the row is missing (never taken as 0: positions
 /// would restart and every append would collide with stored events).
 expected<uint64_t> head_of(const PGresult* r, const std::string& table) {
   if (PQntuples(r) != 1 || PQgetisnull(r, 0, 0))
-    return error{errc::corrupt, "the head row of " + table + " (id = 1) is missing: the store's "
-                                "global position is unknown; restore the row with the highest "
-                                "stored position (SELECT max(position) FROM the events table)"};
+    return error{errc::corrupt, head_row_missing(table)};
   return static_cast<uint64_t>(get_int8(r, 0, 0));
 }
 
@@ -114,158 +122,71 @@ public:
     return {};
   }
 
-  /// Stores the batch in transactions of at most max_batch_bytes each (one, normally), in
-  /// order, so no array of a transaction nears PostgreSQL's 1 GiB per value.
   std::vector<expected<append_result>> append(std::vector<append_request> batch) override {
+    return finish_append(begin_append(std::move(batch)));
+  }
+
+  /// Checks the batch and sends it at once, as one pipeline per transaction, behind the
+  /// batches still pending on the writer's connection (the server runs them in order, so
+  /// it never waits for us between two batches). Transactions hold at most
+  /// max_batch_bytes each (one, normally), so no array nears PostgreSQL's 1 GiB per value.
+  std::unique_ptr<pending_append> begin_append(std::vector<append_request> batch) override {
+    auto p = std::make_unique<pending>();
+    p->results.assign(batch.size(), append_result{});
     size_t limit = std::max<size_t>(1, options_.max_batch_bytes);
-    std::vector<size_t> ends; // where each chunk ends
+    size_t max_bytes = std::min(options_.max_append_bytes, max_append_bytes_limit);
     size_t bytes = 0;
     for (size_t i = 0; i < batch.size(); ++i) {
+      if (auto ok = check_request(batch[i], max_bytes); !ok) {
+        p->results[i] = std::move(ok).error();
+        continue;
+      }
       size_t b = request_bytes(batch[i]);
-      if (i > 0 && bytes + b > limit) {
-        ends.push_back(i);
+      if (p->txs.empty() || (!p->txs.back().valid.empty() && bytes + b > limit)) {
+        p->txs.emplace_back();
         bytes = 0;
       }
       bytes += b;
+      p->txs.back().valid.push_back(i);
     }
-    if (ends.empty()) return append_chunk(std::move(batch));
-    ends.push_back(batch.size());
-    std::vector<expected<append_result>> results;
-    results.reserve(batch.size());
-    size_t begin = 0;
-    for (size_t end : ends) {
-      std::vector<append_request> chunk(std::make_move_iterator(batch.begin() + begin),
-                                        std::make_move_iterator(batch.begin() + end));
-      for (auto& r : append_chunk(std::move(chunk))) results.push_back(std::move(r));
-      begin = end;
+    p->batch = std::move(batch);
+    if (p->txs.empty()) return p;
+    // A connection that died while idle (the server restarted) is replaced before
+    // anything is sent on it; one that dies with batches in flight fails them.
+    if (writer_ && (writer_->raw().broken() || (in_flight_.load() == 0 && !writer_->alive()))) writer_.reset();
+    if (!writer_) {
+      auto w = client_->acquire();
+      if (!w) {
+        p->send_error = w.error();
+        return p;
+      }
+      writer_.emplace(std::move(*w));
     }
-    return results;
+    for (auto& tx : p->txs) tx.outcome = writer_->start(transaction_queries(*p, tx));
+    ++in_flight_;
+    p->counted = true;
+    return p;
   }
 
-  std::vector<expected<append_result>> append_chunk(std::vector<append_request> batch) {
-    std::vector<expected<append_result>> results(batch.size(), append_result{});
-    std::vector<size_t> valid;
-    size_t max_bytes = std::min(options_.max_append_bytes, max_append_bytes_limit);
-    for (size_t i = 0; i < batch.size(); ++i) {
-      if (auto ok = check_request(batch[i], max_bytes); !ok) results[i] = std::move(ok).error();
-      else valid.push_back(i);
+  std::vector<expected<append_result>> finish_append(std::unique_ptr<pending_append> base) override {
+    auto& p = static_cast<pending&>(*base);
+    if (p.send_error) {
+      for (auto& tx : p.txs)
+        for (size_t i : tx.valid) p.results[i] = *p.send_error;
+      return std::move(p.results);
     }
-    if (valid.empty()) return results;
-    auto fail_all = [&](errc code, const std::string& why) {
-      for (size_t i : valid) results[i] = error{code, why};
-      return results;
-    };
-    // Phase 1: take the head lock and the streams' versions. Nothing is committed yet,
-    // so a connection found broken here (the server restarted since the last batch) is
-    // replaced and the phase tried once more.
-    array_builder names(text_oid);
-    for (size_t i : valid) names.add(batch[i].stream.str());
-    std::vector<query> begin;
-    begin.push_back(sql("BEGIN"));
-    begin.push_back(sql("SELECT position, last_timestamp FROM " + t_.head +
-                        " WHERE id = 1 FOR UPDATE"));
-    begin.push_back(query{"SELECT s, COALESCE((SELECT max(version) FROM " + t_.events +
-                            " e WHERE e.stream = s), 0) FROM unnest($1::text[]) AS s",
-                          {param{text_array_oid, names.value()}}});
-    pipeline_outcome started;
-    for (int attempt = 0; attempt < 2; ++attempt) {
-      if (!writer_) {
-        auto w = client_->acquire();
-        if (!w) return fail_all(errc::unavailable, w.error().message());
-        writer_.emplace(std::move(*w));
-      }
-      started = writer_->run(begin);
-      if (!started.lost || started.timed_out) break;
-      writer_.reset();
-    }
-    if (!writer_) return fail_all(started.timed_out ? errc::timeout : errc::unavailable,
-                                  "PostgreSQL is unavailable: " + started.error);
-    auto& w = *writer_;
-    if (!started.ok()) return give_up(w, started, batch, results, valid, false);
-
-    const PGresult* head_row = started.results[1].get();
-    auto head_position = head_of(head_row, t_.head);
-    if (!head_position) {
-      auto end = w.run(sql("ROLLBACK"));
-      if (end.lost) writer_.reset();
-      return fail_all(errc::corrupt, head_position.error().message());
-    }
-    uint64_t head = *head_position;
-    int64_t ts = std::max(now_ns(), get_int8(head_row, 0, 1));
-    std::map<std::string, uint64_t> versions;
-    const PGresult* vr = started.results[2].get();
-    for (int r = 0; r < PQntuples(vr); ++r)
-      versions[get_bytes(vr, r, 0)] = static_cast<uint64_t>(get_int8(vr, r, 1));
-
-    // Decide each request in order; a later one sees the earlier ones.
-    array_builder pos(int8_oid), stream(text_oid), ver(int8_oid), type(text_oid),
-      schema(int8_oid), time(int8_oid), meta(bytea_oid), payload(bytea_oid);
-    std::vector<envelope> committed;
-    uint64_t next = head;
-    for (size_t i : valid) {
-      auto& request = batch[i];
-      auto name = request.stream.str();
-      uint64_t& current = versions[name];
-      if (request.expected_version != expected_version::any &&
-          request.expected_version != current) {
-        results[i] = error{errc::conflict, "expected version " +
-                                             std::to_string(request.expected_version) +
-                                             ", found " + std::to_string(current) +
-                                             " in stream " + name};
+    for (auto& tx : p.txs) {
+      if (!tx.outcome.valid()) continue;
+      auto out = tx.outcome.get();
+      if (!out.ok()) {
+        give_up(out, p.batch, p.results, tx.valid, true);
         continue;
       }
-      uint64_t n = request.events.size();
-      results[i] = append_result{current + 1, current + n, next + 1, next + n};
-      for (auto& event : request.events) {
-        envelope e;
-        e.stream = request.stream;
-        e.version = ++current;
-        e.position = ++next;
-        e.timestamp_ns = ts;
-        pos.add_int8(clamp(e.position));
-        stream.add(name);
-        ver.add_int8(clamp(e.version));
-        type.add(event.type);
-        schema.add_int8(event.schema_version);
-        time.add_int8(ts);
-        meta.add(encode_meta(event.meta));
-        payload.add(event.payload.data(), event.payload.size());
-        e.type = std::move(event.type);
-        e.schema_version = event.schema_version;
-        e.meta = std::move(event.meta);
-        e.payload = std::move(event.payload);
-        committed.push_back(std::move(e));
-      }
+      commit_results(p, tx, out);
     }
-    if (committed.empty()) {
-      auto end = w.run(sql("ROLLBACK"));
-      if (end.lost) writer_.reset();
-      return results;
-    }
-
-    // Phase 2: store the accepted events and move the head, in the same transaction.
-    std::vector<query> commit;
-    commit.push_back(query{
-      "INSERT INTO " + t_.events + " (" + event_columns +
-        ") SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[],"
-        " $5::bigint[], $6::bigint[], $7::bytea[], $8::bytea[])",
-      {param{int8_array_oid, pos.value()}, param{text_array_oid, stream.value()},
-       param{int8_array_oid, ver.value()}, param{text_array_oid, type.value()},
-       param{int8_array_oid, schema.value()}, param{int8_array_oid, time.value()},
-       param{bytea_array_oid, meta.value()}, param{bytea_array_oid, payload.value()}}});
-    commit.push_back(query{"UPDATE " + t_.head + " SET position = $1, last_timestamp = $2 WHERE id = 1",
-                           {param{int8_oid, int8_value(clamp(next))}, param{int8_oid, int8_value(ts)}}});
-    commit.push_back(query{"SELECT pg_notify($1, $2)",
-                           {param{text_oid, t_.channel, true},
-                            param{text_oid, std::to_string(next), true}}});
-    commit.push_back(sql("COMMIT"));
-    auto stored = w.run(std::move(commit));
-    if (!stored.ok()) return give_up(w, stored, batch, results, valid, true);
-
-    publish_through(head, committed);
-    return results;
+    if (p.counted) --in_flight_;
+    return std::move(p.results);
   }
-
   expected<std::vector<envelope>> read_stream(const stream_id& s, uint64_t from_version,
                                               size_t max_count) const override {
     std::vector<envelope> out;
@@ -276,14 +197,26 @@ public:
                        param{int8_oid, int8_value(clamp(max_count))}}});
   }
 
+  /// A read of a whole chunk (max_count >= read_ahead_min events) also starts reading the
+  /// next chunk on another connection and thread, so a reader that walks the store (a
+  /// projection catching up) finds it fetched and decoded while it handled this one.
+  /// Stored events never change, so a chunk read ahead is as good as one read now.
   expected<std::vector<envelope>> read_all(uint64_t from_position,
                                            size_t max_count) const override {
     std::vector<envelope> out;
     if (max_count == 0) return out;
-    return read(query{"SELECT " + std::string(event_columns) + " FROM " + t_.events +
-                        " WHERE position >= $1 ORDER BY position LIMIT $2",
-                      {param{int8_oid, int8_value(clamp(from_position))},
-                       param{int8_oid, int8_value(clamp(max_count))}}});
+    std::future<expected<std::vector<envelope>>> ahead;
+    {
+      std::lock_guard<std::mutex> lock(ahead_mutex_);
+      if (ahead_.valid() && ahead_from_ == from_position && ahead_count_ == max_count)
+        ahead = std::move(ahead_);
+    }
+    expected<std::vector<envelope>> got = error{errc::unavailable, "not read"};
+    if (ahead.valid()) got = ahead.get();
+    if (!got) got = read_chunk_at(from_position, max_count); // read ahead failed: try now
+    if (got && got->size() == max_count && max_count >= read_ahead_min)
+      start_read_ahead(got->back().position + 1, max_count);
+    return got;
   }
 
   expected<uint64_t> stream_version(const stream_id& s) const override {
@@ -312,6 +245,25 @@ public:
   }
 
 private:
+  expected<std::vector<envelope>> read_chunk_at(uint64_t from_position, size_t max_count) const {
+    return read(query{"SELECT " + std::string(event_columns) + " FROM " + t_.events +
+                        " WHERE position >= $1 ORDER BY position LIMIT $2",
+                      {param{int8_oid, int8_value(clamp(from_position))},
+                       param{int8_oid, int8_value(clamp(max_count))}},
+                      true});
+  }
+
+  void start_read_ahead(uint64_t from_position, size_t max_count) const {
+    std::future<expected<std::vector<envelope>>> stale;
+    std::lock_guard<std::mutex> lock(ahead_mutex_);
+    if (ahead_.valid() && ahead_from_ == from_position && ahead_count_ == max_count) return;
+    stale = std::move(ahead_); // waited for outside the lock, when `stale` goes
+    ahead_from_ = from_position;
+    ahead_count_ = max_count;
+    ahead_ = std::async(std::launch::async,
+                        [this, from_position, max_count] { return read_chunk_at(from_position, max_count); });
+  }
+
   expected<std::vector<envelope>> read(const query& q) const {
     auto r = run_read(q);
     if (!r) return std::move(r).error();
@@ -336,9 +288,128 @@ private:
     return error{r.timed_out ? errc::timeout : errc::unavailable, "PostgreSQL read failed: " + r.error};
   }
 
+  /// One transaction of a pending batch: its requests (indexes into the batch) in
+  /// segments, each a run of consecutive requests in which a stream appears at most once,
+  /// and the outcome of its pipeline.
+  struct transaction {
+    std::vector<size_t> valid;
+    std::vector<std::vector<size_t>> rounds; ///< the segments, in request order
+    std::future<pipeline_outcome> outcome;
+  };
+
+  struct pending final : pending_append {
+    std::vector<append_request> batch;
+    std::vector<expected<append_result>> results;
+    std::vector<transaction> txs;
+    std::optional<error> send_error; ///< no connection: nothing was sent
+    bool counted = false;            ///< counted in in_flight_
+  };
+
+  /// The statements of one transaction: one append_batch() call per segment (a request
+  /// to a stream that the segment already has starts the next one, so it sees the
+  /// earlier request's outcome, and positions follow the requests' order), ended by the
+  /// pipeline's sync, which commits them as one implicit transaction.
+  std::vector<query> transaction_queries(pending& p, transaction& tx) {
+    std::set<std::string> in_segment;
+    for (size_t i : tx.valid) {
+      std::string name = p.batch[i].stream.str();
+      if (tx.rounds.empty() || !in_segment.insert(name).second) {
+        tx.rounds.emplace_back();
+        in_segment.clear();
+        in_segment.insert(std::move(name));
+      }
+      tx.rounds.back().push_back(i);
+    }
+    int64_t now = now_ns();
+    std::vector<query> qs;
+    for (auto& round : tx.rounds) {
+      array_builder streams(text_oid), expected(int8_oid), counts(int8_oid), request(int4_oid),
+        index(int8_oid), type(text_oid), schema(int8_oid), meta(bytea_oid), payload(bytea_oid);
+      int32_t r = 0;
+      for (size_t i : round) {
+        auto& req = p.batch[i];
+        ++r;
+        streams.add(req.stream.str());
+        expected.add_int8(req.expected_version == expected_version::any ? -1 : clamp(req.expected_version));
+        counts.add_int8(static_cast<int64_t>(req.events.size()));
+        int64_t k = 0;
+        for (auto& e : req.events) {
+          request.add_int4(r);
+          index.add_int8(k++);
+          type.add(e.type);
+          schema.add_int8(e.schema_version);
+          meta.add(encode_meta(e.meta));
+          payload.add(e.payload.data(), e.payload.size());
+        }
+      }
+      qs.push_back(query{
+        "SELECT " + t_.append_batch + "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        {param{text_array_oid, streams.value()}, param{int8_array_oid, expected.value()},
+         param{int8_array_oid, counts.value()}, param{int4_array_oid, request.value()},
+         param{int8_array_oid, index.value()}, param{text_array_oid, type.value()},
+         param{int8_array_oid, schema.value()}, param{bytea_array_oid, meta.value()},
+         param{bytea_array_oid, payload.value()}, param{int8_oid, int8_value(now)},
+         param{text_oid, t_.channel, true}},
+        true});
+    }
+    return qs;
+  }
+
+  /// Answers the requests of a committed transaction from append_batch()'s results and
+  /// publishes its events.
+  void commit_results(pending& p, transaction& tx, const pipeline_outcome& out) {
+    std::vector<envelope> committed;
+    uint64_t before = 0;
+    for (size_t r = 0; r < tx.rounds.size(); ++r) {
+      auto& round = tx.rounds[r];
+      const PGresult* res = out.results[r].get();
+      auto v = get_int8_array(res, 0, 0);
+      if (v.size() != 2 + 2 * round.size()) {
+        for (size_t i : round)
+          p.results[i] = error{errc::corrupt, "append_batch answered " + std::to_string(v.size()) +
+                                                " values for " + std::to_string(round.size()) + " appends"};
+        continue;
+      }
+      int64_t ts = v[0];
+      uint64_t round_head = static_cast<uint64_t>(v[1]);
+      uint64_t taken = 0;
+      for (size_t k = 0; k < round.size(); ++k) {
+        size_t i = round[k];
+        auto& req = p.batch[i];
+        uint64_t fv = static_cast<uint64_t>(v[2 + k]), fp = static_cast<uint64_t>(v[2 + round.size() + k]);
+        if (fp == 0) {
+          p.results[i] = error{errc::conflict, "expected version " + std::to_string(req.expected_version) +
+                                                 ", found " + std::to_string(fv) + " in stream " +
+                                                 req.stream.str()};
+          continue;
+        }
+        uint64_t n = req.events.size();
+        taken += n;
+        p.results[i] = append_result{fv, fv + n - 1, fp, fp + n - 1};
+        for (auto& event : req.events) {
+          envelope e;
+          e.stream = req.stream;
+          e.version = fv++;
+          e.position = fp++;
+          e.timestamp_ns = ts;
+          e.type = std::move(event.type);
+          e.schema_version = event.schema_version;
+          e.meta = std::move(event.meta);
+          e.payload = std::move(event.payload);
+          committed.push_back(std::move(e));
+        }
+      }
+      if (r == 0) before = round_head - taken;
+    }
+    // Positions follow the segments, and the requests within each: `committed` is in
+    // position order.
+    if (committed.empty()) return;
+    publish_through(before, committed);
+  }
+
   /// Ends a failed transaction and fails every valid request of the batch, each with
   /// the most precise error known.
-  std::vector<expected<append_result>>& give_up(lease& w, const pipeline_outcome& out,
+  std::vector<expected<append_result>>& give_up(const pipeline_outcome& out,
                                                 const std::vector<append_request>& batch,
                                                 std::vector<expected<append_result>>& results,
                                                 const std::vector<size_t>& valid,
@@ -348,15 +419,14 @@ private:
       return results;
     };
     if (out.lost) {
-      writer_.reset();
       errc code = out.timed_out ? errc::timeout : errc::unavailable;
       if (committing)
         return fail(code, "the connection to PostgreSQL broke while committing; the batch may "
                           "or may not be stored (read the streams to know): " + out.error);
       return fail(code, "PostgreSQL is unavailable: " + out.error);
     }
-    auto end = w.run(sql("ROLLBACK"));
-    if (end.lost) writer_.reset();
+    // The pipeline's sync rolled the transaction back.
+    if (out.sqlstate == "P0002") return fail(errc::corrupt, "nothing stored: " + head_row_missing(t_.head));
     if (out.sqlstate == "23505") return unique_violation(out, batch, results, valid);
     if (out.sqlstate == "55P03")
       return fail(errc::timeout, "nothing stored: the head row stayed locked longer than "
@@ -485,7 +555,13 @@ private:
   std::shared_ptr<client> client_;
   postgres_options options_;
   tables t_;
-  std::optional<lease> writer_; ///< used by the appending thread only
+  std::optional<lease> writer_; ///< used by the thread that begins appends only
+  std::atomic<size_t> in_flight_{0}; ///< batches begun and not yet finished
+  /// The chunk read ahead by read_all (at most one).
+  mutable std::mutex ahead_mutex_;
+  mutable std::future<expected<std::vector<envelope>>> ahead_;
+  mutable uint64_t ahead_from_ = 0;
+  mutable size_t ahead_count_ = 0;
   std::atomic<uint64_t> head_{0};
   std::mutex publish_mutex_;
   std::atomic<uint64_t> published_{0}; ///< written under publish_mutex_

@@ -159,10 +159,18 @@ TEST_CASE("postgres: a schema of version 1 is migrated and keeps its events", "[
   {
     auto old = pg::open_journal_at(pg_server::shared().url(), o, 1);
     REQUIRE(old.has_value());
-    for (int i = 0; i < 5; ++i)
-      REQUIRE((*old)->append_one({{"acc", std::to_string(i % 2)}, expected_version::any,
-                                  {{"made", 1, {"c", "d", {{"k", "v"}}}, {1, 2}}}}));
+    // Events as a version 1 Cairn stored them (its appends took the head lock, read the
+    // versions, then inserted rows and moved the head).
+    for (int i = 1; i <= 5; ++i)
+      pg_server::shared().exec("INSERT INTO " + o.schema + ".events VALUES (" + std::to_string(i) +
+                               ", 'acc-" + std::to_string((i - 1) % 2) + "', " +
+                               std::to_string((i + 1) / 2) + ", 'made', 1, " + std::to_string(1000 + i) +
+                               ", '\\x0000000163000000016400000001000000016b0000000176', '\\x0102')");
+    pg_server::shared().exec("UPDATE " + o.schema + ".head SET position = 5, last_timestamp = 1005");
     before = *(*old)->read_all(1, 100);
+    REQUIRE(before.size() == 5);
+    CHECK(before[4].meta.correlation_id == "c");
+    CHECK(before[4].meta.entries.at(0).second == "v");
     // Version 1 has no snapshots table.
     CHECK_THROWS(pg_server::shared().exec("SELECT * FROM " + o.schema + ".snapshots"));
   }
