@@ -372,3 +372,36 @@ TEST_CASE("postgres: a stopped server fails appends and reads within request_tim
   REQUIRE(stored);
   CHECK(stored->size() >= 2);
 }
+
+TEST_CASE("postgres: a batch the server refuses does not fail the batch pipelined behind it",
+          "[pgfaults]") {
+  auto o = fresh_options();
+  o.lock_timeout = 2s;
+  auto j = open_journal(o);
+  other_client stuck;
+  stuck.run({"BEGIN", "SELECT position FROM \"" + o.schema + "\".head WHERE id = 1 FOR UPDATE"});
+  // Both batches go out at once on the writer's connection; the server runs the second
+  // only after the first has failed (its wait for the head lock timed out).
+  std::vector<append_request> first, second;
+  first.push_back(request("a"));
+  second.push_back(request("b"));
+  auto p1 = j->begin_append(std::move(first));
+  auto p2 = j->begin_append(std::move(second));
+  auto r1 = j->finish_append(std::move(p1));
+  // The second batch now waits for the lock itself: free it well within its lock_timeout.
+  std::this_thread::sleep_for(200ms);
+  stuck.run({"ROLLBACK"});
+  auto r2 = j->finish_append(std::move(p2));
+  REQUIRE(r1.size() == 1);
+  REQUIRE_FALSE(r1[0]);
+  CHECK(r1[0].error().code() == errc::timeout);
+  CHECK_THAT(r1[0].error().message(), Catch::Contains("lock_timeout"));
+  REQUIRE(r2.size() == 1);
+  INFO((r2[0] ? std::string("ok") : r2[0].error().describe()));
+  REQUIRE(r2[0]);
+  CHECK(r2[0]->first_position == 1);
+  auto all = j->read_all(1, 10);
+  REQUIRE(all);
+  REQUIRE(all->size() == 1);
+  CHECK(all->front().stream == stream_id{"note", "b"});
+}
