@@ -17,6 +17,7 @@
 #include "node_metrics.hpp"
 #include "reply_sink.hpp"
 #include "spawn.hpp"
+#include "store_readers.hpp"
 
 namespace cairn {
 
@@ -30,7 +31,81 @@ struct aggregate_context {
   std::shared_ptr<append_inbox> inbox; // the journal's way in
   aggregate_options options;
   std::shared_ptr<const command_metrics> metrics; // null: metrics off
+  caf::actor reader; // recovery reads run through it, off CAF's threads (null: inline)
 };
+
+/// An instance rebuilt from the store: by the actor itself, or on a reader thread
+/// (then it belongs to no actor until handed over).
+struct recovery {
+  std::unique_ptr<aggregate_instance> instance;
+  error broken; // set when the state could not be rebuilt from the store
+  uint64_t snapshot_version = 0;
+};
+
+bool snapshots_on(const aggregate_context& ctx) {
+  return ctx.snapshots && ctx.options.snapshot_every > 0;
+}
+
+/// Why `snap` is not of the stream's history, if it is not: the event it ends with
+/// must still be there, committed no later than the snapshot was taken (else the
+/// stream was cut back, by a repair or a lost unsynced tail, and perhaps regrown).
+std::optional<std::string> other_history(const aggregate_context& ctx, const stream_id& stream,
+                                         const snapshot& snap) {
+  auto last = ctx.store->read_stream(stream, snap.version, 1);
+  if (!last) return "cannot read the event it ends with: " + last.error().describe();
+  if (last->empty() || last->front().version != snap.version)
+    return "it ends at version " + std::to_string(snap.version) +
+           ", which the stream does not have (any more)";
+  if (last->front().timestamp_ns > snap.timestamp_ns)
+    return "the stream's event " + std::to_string(snap.version) +
+           " was written after the snapshot was taken";
+  return std::nullopt;
+}
+
+/// Starts from the latest usable snapshot (if any), then replays the events after it.
+/// Reads the store and touches nothing but `ctx` (shared, read-only) and its result,
+/// so it may run on a reader thread.
+recovery recover_from_store(const aggregate_context& ctx, const stream_id& stream) {
+  recovery r;
+  r.instance = ctx.model->make_instance();
+  auto& instance = r.instance;
+  auto& broken = r.broken;
+  if (snapshots_on(ctx)) {
+    auto snap = ctx.snapshots->load(stream);
+    if (!snap) {
+      log().warn("aggregate {}: ignoring snapshot: {}", stream.str(), snap.error().describe());
+    } else if (*snap) {
+      if (auto other = other_history(ctx, stream, **snap))
+        log().warn("aggregate {}: ignoring snapshot: {}", stream.str(), *other);
+      else if (auto ok = instance->restore(**snap); ok)
+        r.snapshot_version = (*snap)->version;
+      else
+        log().info("aggregate {}: ignoring snapshot: {}", stream.str(), ok.error().describe());
+    }
+  }
+  // In chunks, not through read_stream_all: one chunk's envelopes at a time stay in
+  // the same, reused memory, where a whole stream's would be fresh pages whose
+  // faults cost more than reading and decoding the events.
+  constexpr size_t chunk = 512;
+  for (uint64_t next = instance->version() + 1; !broken;) {
+    auto events = ctx.store->read_stream(stream, next, chunk);
+    if (!events) {
+      broken = events.error();
+      break;
+    }
+    for (auto& e : *events) {
+      if (auto ok = instance->replay(e); !ok) {
+        broken = error{ok.error().code(), "cannot recover " + stream.str() + ": " +
+                                            ok.error().message()};
+        break;
+      }
+    }
+    if (events->size() < chunk) break;
+    next = events->back().version + 1;
+  }
+  if (broken) log().error("aggregate {}: {}", stream.str(), broken.describe());
+  return r;
+}
 
 struct aggregate_state {
   static inline const char* name = "cairn.aggregate";
@@ -51,63 +126,19 @@ struct aggregate_state {
   std::vector<std::pair<command_message, command_reply_to>> waiting;
   size_t next_waiting = 0;
 
-  bool snapshots_on() const { return ctx->snapshots && ctx->options.snapshot_every > 0; }
+  bool recovering = false; // a recovery runs on a reader thread (busy is set too)
+  bool just_recovered = false; // the waiting commands see that recovery's outcome
 
-  /// Why `snap` is not of the stream's history, if it is not: the event it ends with
-  /// must still be there, committed no later than the snapshot was taken (else the
-  /// stream was cut back, by a repair or a lost unsynced tail, and perhaps regrown).
-  std::optional<std::string> other_history(const snapshot& snap) const {
-    auto last = ctx->store->read_stream(stream, snap.version, 1);
-    if (!last) return "cannot read the event it ends with: " + last.error().describe();
-    if (last->empty() || last->front().version != snap.version)
-      return "it ends at version " + std::to_string(snap.version) +
-             ", which the stream does not have (any more)";
-    if (last->front().timestamp_ns > snap.timestamp_ns)
-      return "the stream's event " + std::to_string(snap.version) +
-             " was written after the snapshot was taken";
-    return std::nullopt;
+  bool snapshots_on() const { return cairn::snapshots_on(*ctx); }
+
+  void adopt(recovery r) {
+    instance = std::move(r.instance);
+    broken = std::move(r.broken);
+    snapshot_version = r.snapshot_version;
   }
 
-  /// Starts from the latest usable snapshot (if any), then replays the events after it.
-  void recover() {
-    instance = ctx->model->make_instance();
-    broken = {};
-    snapshot_version = 0;
-    if (snapshots_on()) {
-      auto snap = ctx->snapshots->load(stream);
-      if (!snap) {
-        log().warn("aggregate {}: ignoring snapshot: {}", stream.str(), snap.error().describe());
-      } else if (*snap) {
-        if (auto other = other_history(**snap))
-          log().warn("aggregate {}: ignoring snapshot: {}", stream.str(), *other);
-        else if (auto ok = instance->restore(**snap); ok)
-          snapshot_version = (*snap)->version;
-        else
-          log().info("aggregate {}: ignoring snapshot: {}", stream.str(), ok.error().describe());
-      }
-    }
-    // In chunks, not through read_stream_all: one chunk's envelopes at a time stay in
-    // the same, reused memory, where a whole stream's would be fresh pages whose
-    // faults cost more than reading and decoding the events.
-    constexpr size_t chunk = 512;
-    for (uint64_t next = instance->version() + 1; !broken;) {
-      auto events = ctx->store->read_stream(stream, next, chunk);
-      if (!events) {
-        broken = events.error();
-        break;
-      }
-      for (auto& e : *events) {
-        if (auto ok = instance->replay(e); !ok) {
-          broken = error{ok.error().code(), "cannot recover " + stream.str() + ": " +
-                                              ok.error().message()};
-          break;
-        }
-      }
-      if (events->size() < chunk) break;
-      next = events->back().version + 1;
-    }
-    if (broken) log().error("aggregate {}: {}", stream.str(), broken.describe());
-  }
+  /// Rebuilds the state here and now (on the actor's thread).
+  void recover() { adopt(recover_from_store(*ctx, stream)); }
 
   void maybe_snapshot() {
     if (!snapshots_on() || instance->version() - snapshot_version < ctx->options.snapshot_every)
@@ -124,11 +155,46 @@ using aggregate_actor_t = caf::stateful_actor<aggregate_state>;
 
 void process_queue(aggregate_actor_t* self);
 
+/// Rebuilds the state from the store: inline without a reader; else on a reader
+/// thread, the actor holding commands meanwhile (as while an append is in flight)
+/// and going on with them once the state is back.
+void start_recovery(aggregate_actor_t* self) {
+  auto& st = self->state;
+  if (!st.ctx->reader) return st.recover();
+  st.busy = true;
+  st.recovering = true;
+  read_off_thread<recovery>(
+    self, st.ctx->reader,
+    [ctx = st.ctx, stream = st.stream] { return recover_from_store(*ctx, stream); },
+    [self](recovery& r) {
+      auto& st = self->state;
+      st.adopt(std::move(r));
+      st.recovering = false;
+      st.busy = false;
+      st.just_recovered = true;
+      process_queue(self);
+    });
+}
+
+/// Puts a command back at the head of the queue (it waits for a recovery).
+void requeue_first(aggregate_state& st, command_message& cmd, command_reply_to& rp) {
+  if (st.next_waiting > 0)
+    st.waiting[--st.next_waiting] = {std::move(cmd), std::move(rp)};
+  else
+    st.waiting.emplace(st.waiting.begin(), std::move(cmd), std::move(rp));
+}
+
 /// Runs one command. Either answers `rp` at once (rejection, no-op, error) or
 /// starts its append and marks the actor busy until the journal answers.
 void handle(aggregate_actor_t* self, command_message& cmd, command_reply_to& rp) {
   auto& st = self->state;
-  if (st.broken) st.recover(); // the store may have been repaired meanwhile
+  if (st.broken && !st.just_recovered) { // the store may have been repaired meanwhile
+    if (st.ctx->reader) {
+      requeue_first(st, cmd, rp);
+      return start_recovery(self);
+    }
+    st.recover();
+  }
   if (st.broken) return rp.deliver(st.broken);
   auto version = st.instance->version();
   if (cmd.expected_version != expected_version::any && cmd.expected_version != version)
@@ -153,21 +219,29 @@ void appended(aggregate_actor_t* self, uint64_t tag, expected<append_result> r) 
   auto& st = self->state;
   if (!st.busy || tag != st.append_tag) return; // not ours (cannot happen), ignore
   auto rp = std::move(st.in_flight);
+  bool reload = false;
   if (r) {
     if (auto ok = st.instance->commit(); !ok) {
       log().error("aggregate {}: {}; reloading", st.stream.str(), ok.error().describe());
-      st.recover();
+      reload = true;
     } else {
       st.maybe_snapshot();
     }
-    rp.deliver(command_reply{r->last_version, r->last_position, st.in_flight_events});
   } else {
     st.instance->discard();
     // Someone else wrote to this stream: catch up before the next command.
-    if (is_conflict(r.error())) st.recover();
-    rp.deliver(r.error());
+    reload = is_conflict(r.error());
   }
+  if (reload && !st.ctx->reader) {
+    st.recover();
+    reload = false;
+  }
+  if (r)
+    rp.deliver(command_reply{r->last_version, r->last_position, st.in_flight_events});
+  else
+    rp.deliver(r.error());
   st.busy = false;
+  if (reload) return start_recovery(self);
   process_queue(self);
 }
 
@@ -185,6 +259,7 @@ void process_queue(aggregate_actor_t* self) {
     }
     handle(self, next.first, next.second);
   }
+  if (!st.busy && st.next_waiting == st.waiting.size()) st.just_recovered = false;
   if (st.stop_requested && !st.busy && st.next_waiting == st.waiting.size()) self->quit();
 }
 
@@ -211,7 +286,7 @@ caf::behavior aggregate_actor(aggregate_actor_t* self, stream_id stream,
   auto& st = self->state;
   st.stream = std::move(stream);
   st.ctx = std::move(ctx);
-  st.recover();
+  start_recovery(self);
   return {
     // Commands run strictly one at a time, in arrival order: while one's events
     // are being made durable, later ones wait in `waiting`.
@@ -449,8 +524,9 @@ caf::behavior router_actor(router_actor_t* self, std::shared_ptr<const aggregate
 caf::actor spawn_router(caf::actor_system& sys, std::shared_ptr<const aggregate_model> model,
                         std::shared_ptr<append_inbox> inbox, std::shared_ptr<journal> store,
                         std::shared_ptr<snapshot_store> snapshots, aggregate_options opts,
-                        std::shared_ptr<const command_metrics> metrics) {
+                        std::shared_ptr<const command_metrics> metrics, caf::actor reader) {
   auto ctx = std::make_shared<aggregate_context>();
+  ctx->reader = std::move(reader);
   ctx->metrics = std::move(metrics);
   ctx->model = std::move(model);
   ctx->store = std::move(store);

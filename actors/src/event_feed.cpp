@@ -7,6 +7,7 @@
 #include <caf/event_based_actor.hpp>
 
 #include "message_types.hpp"
+#include "store_readers.hpp"
 
 namespace cairn {
 
@@ -77,6 +78,7 @@ void feed_cursor::pull() {
           case feed_reply::kind::superseded:
             return; // cannot happen within one generation (one request at a time)
           case feed_reply::kind::behind:
+            reader_ = std::move(reply.reader);
             return read_store();
           case feed_reply::kind::events: {
             if (reply.events.empty() || reply.events.first_position() != next_) {
@@ -100,7 +102,22 @@ void feed_cursor::pull() {
 }
 
 void feed_cursor::read_store() {
-  auto events = store_->read_all(next_, settings_.read_chunk);
+  // Off the scheduler threads when the node has readers: the owner handles its other
+  // messages (queries) meanwhile; a reply from before a restart is dropped.
+  waiting_ = true;
+  auto generation = generation_;
+  read_off_thread<expected<std::vector<envelope>>>(
+    self_, reader_,
+    [store = store_, from = next_, n = settings_.read_chunk] { return store->read_all(from, n); },
+    [this, generation](expected<std::vector<envelope>>& events) {
+      if (generation != generation_) return;
+      waiting_ = false;
+      if (paused_) return; // resume() asks again
+      got_store_read(events);
+    });
+}
+
+void feed_cursor::got_store_read(expected<std::vector<envelope>>& events) {
   if (!events) {
     paused_ = true;
     return on_failure_(events.error());

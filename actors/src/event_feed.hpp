@@ -12,7 +12,8 @@
 //  - events: the events from `from_position` on (at most max_events), shared with
 //    the ring, never copied;
 //  - behind: `from_position` is older than the ring holds. The cursor reads the
-//    store itself (read_all, one chunk per round trip) and asks again;
+//    store itself (read_all, one chunk per round trip; through the node's reader
+//    threads when the reply names a reader, store_readers.hpp) and asks again;
 //  - nothing, yet: `from_position` is past the newest commit. The request is
 //    parked and answered by the next commit (long poll);
 //  - superseded: the same actor sent a newer request while this one was parked.
@@ -85,6 +86,7 @@ struct feed_reply {
   enum class kind : uint8_t { events, behind, superseded };
   kind what = kind::events;
   event_batch events; ///< for kind::events: non-empty, starting at the asked position
+  caf::actor reader;  ///< for kind::behind: read the store through it (null: read here)
 };
 
 /// What the store's listener hands the publisher: one committed batch.
@@ -98,7 +100,7 @@ struct committed_chunk {
 /// starts copying commits when the first request arrives (a node nobody follows
 /// pays nothing) and goes on from then on.
 caf::actor spawn_feed_publisher(caf::actor_system& sys, std::shared_ptr<journal> store,
-                                size_t ring_events);
+                                size_t ring_events, caf::actor reader = {});
 
 /// Follows the feed on behalf of one event-based actor, from inside it: all calls
 /// and callbacks run on that actor. Hands the owner every committed event that
@@ -143,12 +145,14 @@ public:
 private:
   void pull();
   void read_store();
+  void got_store_read(expected<std::vector<envelope>>& events);
   /// Delivers `events` (a contiguous run from next_); false if the owner paused.
   template <class Each>
   bool deliver(Each&& for_each, uint64_t through);
 
   caf::event_based_actor* self_;
   caf::actor publisher_;
+  caf::actor reader_; // the node's reader (store_readers.hpp), as the publisher said
   std::shared_ptr<journal> store_;
   event_filter filter_;
   settings settings_;

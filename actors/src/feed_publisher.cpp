@@ -43,6 +43,7 @@ struct publisher_state {
   static inline const char* name = "cairn.feed";
 
   std::shared_ptr<journal> store;
+  caf::actor reader; // named in "behind" answers (null: followers read inline)
   std::shared_ptr<commit_tap> tap = std::make_shared<commit_tap>();
   journal::subscription listener = 0;
 
@@ -119,6 +120,7 @@ feed_reply answer(publisher_state& st, uint64_t from, size_t max) {
   if (st.ring_events == 0 || from < st.ring_first()) {
     ++st.stats.answered_behind;
     reply.what = feed_reply::kind::behind;
+    reply.reader = st.reader;
     return reply;
   }
   ++st.stats.answered_live;
@@ -175,9 +177,10 @@ void prime(publisher_state& st) {
 }
 
 caf::behavior feed_publisher(publisher_actor_t* self, std::shared_ptr<journal> store,
-                             size_t ring_events) {
+                             size_t ring_events, caf::actor reader) {
   auto& st = self->state;
   st.store = std::move(store);
+  st.reader = std::move(reader);
   st.capacity = std::max<size_t>(ring_events, 1);
   st.listener = st.store->subscribe(
     [tap = st.tap, me = caf::actor_cast<caf::actor>(self)](const std::vector<envelope>& events) {
@@ -224,8 +227,8 @@ caf::behavior feed_publisher(publisher_actor_t* self, std::shared_ptr<journal> s
 } // namespace
 
 caf::actor spawn_feed_publisher(caf::actor_system& sys, std::shared_ptr<journal> store,
-                                size_t ring_events) {
-  return sys.spawn(feed_publisher, std::move(store), ring_events);
+                                size_t ring_events, caf::actor reader) {
+  return sys.spawn(feed_publisher, std::move(store), ring_events, std::move(reader));
 }
 
 } // namespace cairn

@@ -95,7 +95,9 @@ node_config::node_config() {
     .add(options.store.data, "data", "folder of the file store")
     .add(options.store.file_sync, "file-sync", "file store sync policy: always, interval or never")
     .add(options.store.postgres_url, "postgres-url", "PostgreSQL URL of the postgres store")
-    .add(options.store.postgres_schema, "postgres-schema", "schema of the postgres store");
+    .add(options.store.postgres_schema, "postgres-schema", "schema of the postgres store")
+    .add(options.store_read_threads, "store-read-threads",
+         "threads for recovery and catch-up reads (0: inline; -1: 4 for a server store)");
 }
 
 } // namespace cairn

@@ -23,6 +23,7 @@
 #include "reply_sink.hpp"
 #include "saga_manager.hpp"
 #include "spawn.hpp"
+#include "store_readers.hpp"
 
 namespace cairn {
 
@@ -74,6 +75,8 @@ struct node::impl {
   std::shared_ptr<journal> store;
   std::shared_ptr<snapshot_store> snapshots;
   journal_handle writer; // the journal: its inbox and actor
+  std::shared_ptr<store_readers> readers; // reader threads (null: reads run inline)
+  caf::actor reader;                      // the actor through which actors use them
   caf::actor feed; // the event feed's publisher (event_feed.hpp)
   std::vector<std::shared_ptr<command_lane>> lanes; // one per scheduler thread
   std::vector<caf::actor> sweepers;                  // one per lane
@@ -112,7 +115,9 @@ struct node::impl {
                  spdlog::level::to_string_view(log().level()));
     writer = spawn_journal(*sys, store);
     if (opts.metrics) writer.inbox->set_metrics(journal_metrics::make(metrics));
-    feed = spawn_feed_publisher(*sys, store, opts.feed.ring_events);
+    readers = make_store_readers(*store, opts.store_read_threads);
+    if (readers) reader = spawn_reader(*sys, readers);
+    feed = spawn_feed_publisher(*sys, store, opts.feed.ring_events, reader);
     auto threads = caf::get_or(sys->config(), "scheduler.max-threads", size_t{2});
     for (size_t i = 0; i < std::max<size_t>(1, threads); ++i) {
       lanes.push_back(std::make_shared<command_lane>());
@@ -159,7 +164,8 @@ expected<void> node::add_aggregate(std::shared_ptr<const aggregate_model> model,
                                       impl_->store, impl_->snapshots, opts,
                                       impl_->opts.metrics
                                         ? command_metrics::make(impl_->metrics, category)
-                                        : nullptr));
+                                        : nullptr,
+                                      impl_->reader));
   return {};
 }
 
@@ -457,6 +463,7 @@ void node::shutdown() {
   for (auto& d : impl_->sweepers) actors.push_back(d);
   actors.push_back(impl_->feed);
   actors.push_back(impl_->writer.actor);
+  if (impl_->reader) actors.push_back(impl_->reader);
   {
     caf::scoped_actor self{*impl_->sys};
     for (auto& a : actors) {

@@ -40,7 +40,8 @@ journal_handle spawn_journal(caf::actor_system& sys, std::shared_ptr<journal> st
 caf::actor spawn_router(caf::actor_system& sys, std::shared_ptr<const aggregate_model> model,
                         std::shared_ptr<append_inbox> inbox, std::shared_ptr<journal> store,
                         std::shared_ptr<snapshot_store> snapshots, aggregate_options opts,
-                        std::shared_ptr<const command_metrics> metrics = nullptr);
+                        std::shared_ptr<const command_metrics> metrics = nullptr,
+                        caf::actor reader = {});
 
 /// A projection actor: starts from its checkpoint in `checkpoints` (if given and
 /// `options` ask for checkpoints), follows the event feed `feed` (event_feed.hpp)

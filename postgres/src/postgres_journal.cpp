@@ -229,6 +229,8 @@ public:
 
   uint64_t head_position() const override { return head_.load(); }
 
+  bool reads_wait_on_server() const override { return true; }
+
   expected<std::vector<stream_id>> list_streams() const override {
     auto r = run_read(sql("SELECT DISTINCT stream FROM " + t_.events));
     if (!r) return std::move(r).error();

@@ -166,7 +166,10 @@ TEST_CASE("a process killed while saving snapshots leaves nothing behind after r
     char byte = 0;
     REQUIRE(::read(ready[0], &byte, 1) == 1); // the first save is done
     ::close(ready[0]);
-    ::usleep(static_cast<useconds_t>(1000 + (attempt * 7919) % 20000));
+    // Kill as soon as a save is seen writing its temporary file (a fixed sleep missed the
+    // short window on a loaded machine under ASan), at a varying delay after it appeared.
+    for (int poll = 0; poll < 20000 && temp_files_in(dir.path).empty(); ++poll) ::usleep(100);
+    ::usleep(static_cast<useconds_t>((attempt * 7919) % 500));
     ::kill(child, SIGKILL);
     int status = 0;
     REQUIRE(::waitpid(child, &status, 0) == child);

@@ -6,6 +6,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <thread>
+#include <vector>
+
 #include <nlohmann/json.hpp>
 
 #include "http/http_fixture.hpp"
@@ -175,4 +179,78 @@ TEST_CASE("http: GET /metrics serves the node's metrics in Prometheus text forma
   CHECK(text.value("cairn_commands_total", {{"category", "account"}, {"outcome", "handled"}}) == 1);
   CHECK(text.value("cairn_commands_total", {{"category", "account"}, {"outcome", "rejected"}}) == 1);
   CHECK(text.value("cairn_store_head_position") == 1);
+}
+
+namespace {
+
+/// Reads `n` responses from one keep-alive connection (Content-Length bodies), in
+/// the order the server sent them; fewer if the connection ends first.
+std::vector<response> read_responses(int fd, size_t n) {
+  std::vector<response> out;
+  std::string buf;
+  char chunk[4096];
+  while (out.size() < n) {
+    auto end = buf.find("\r\n\r\n");
+    if (end != std::string::npos) {
+      auto head = buf.substr(0, end);
+      auto cl = head.find("Content-Length: ");
+      if (cl == std::string::npos) return out;
+      size_t length = std::stoul(head.substr(cl + 16));
+      if (buf.size() >= end + 4 + length) {
+        response r;
+        r.status = std::atoi(head.c_str() + head.find(' ') + 1);
+        r.body = buf.substr(end + 4, length);
+        out.push_back(std::move(r));
+        buf.erase(0, end + 4 + length);
+        continue;
+      }
+    }
+    auto got = ::recv(fd, chunk, sizeof chunk, 0);
+    if (got <= 0) return out;
+    buf.append(chunk, static_cast<size_t>(got));
+  }
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("http: many keep-alive connections with pipelined requests each get their own answers, in order") {
+  // Replies come back from the node's threads in batches and commands go to it in
+  // batches (io_runtime): each answer must still reach its own connection, in order.
+  bank_server s;
+  constexpr int connections = 16, per_connection = 40;
+  for (int c = 0; c < connections; ++c)
+    REQUIRE(s.post("/commands/account/k" + std::to_string(c),
+                   R"({"type":"open","data":{"owner":"K"}})").status == 200);
+  std::atomic<int> in_order{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < connections; ++c)
+    clients.emplace_back([&, c] {
+      int fd = connect_to(s.port());
+      if (fd < 0) return;
+      // All requests in one write: the server reads several at once and must answer
+      // them one after another.
+      std::string requests;
+      const std::string body = R"({"type":"deposit","data":{"amount":1}})";
+      for (int i = 0; i < per_connection; ++i)
+        requests += "POST /commands/account/k" + std::to_string(c) +
+                    " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+                    std::to_string(body.size()) + "\r\n\r\n" + body;
+      if (send_all(fd, requests)) {
+        auto answers = read_responses(fd, per_connection);
+        bool ok = answers.size() == per_connection;
+        for (size_t i = 0; ok && i < answers.size(); ++i)
+          ok = answers[i].status == 200 &&
+               json::parse(answers[i].body)["version"] == static_cast<int>(i) + 2;
+        if (ok) ++in_order;
+      }
+      ::close(fd);
+    });
+  for (auto& t : clients) t.join();
+  CHECK(in_order == connections);
+  // Read-your-writes: the opens and every deposit are at positions 1..656.
+  auto total = s.get("/queries/balances?at_least=" +
+                     std::to_string(connections + connections * per_connection));
+  REQUIRE(total.status == 200);
+  CHECK(body_of(total)["total"] == connections * per_connection);
 }

@@ -91,6 +91,12 @@ struct node_options {
   /// The store the application opens with open_store(options.store) and hands the
   /// node ([cairn] store, data, file-sync, postgres-url, postgres-schema).
   store_config store;
+  /// Threads that run the store reads of aggregate recovery and of the catch-up of
+  /// projections, subscriptions and sagas, off the actors' scheduler threads, so a
+  /// slow store answer never stalls other aggregates. 0: reads run on the actor's
+  /// thread (fastest for a local store); -1 (default): 4 for a store whose reads wait
+  /// on a server (PostgreSQL: journal::reads_wait_on_server), else 0.
+  int store_read_threads = -1;
 };
 
 } // namespace cairn

@@ -124,6 +124,11 @@ public:
   /// which node::metrics_text() adds to the node's; null if it keeps none.
   virtual const metrics::registry* store_metrics() const { return nullptr; }
 
+  /// Whether reads wait on another process (a database server), so that a node runs
+  /// them on reader threads of its own rather than on its actors' scheduler threads
+  /// (node_options::store_read_threads). False: reads are local and quick.
+  virtual bool reads_wait_on_server() const { return false; }
+
 protected:
   /// Implementations call this after a batch is durable, with its events in order.
   /// A listener that throws is skipped for this batch and the others still run; returns

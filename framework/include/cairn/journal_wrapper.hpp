@@ -39,6 +39,7 @@ public:
   subscription subscribe(listener fn) override { return target_->subscribe(std::move(fn)); }
   void unsubscribe(subscription handle) override { target_->unsubscribe(handle); }
   const metrics::registry* store_metrics() const override { return target_->store_metrics(); }
+  bool reads_wait_on_server() const override { return target_->reads_wait_on_server(); }
 
 private:
   std::shared_ptr<journal> target_;
