@@ -39,16 +39,24 @@ void repark(manager_t* self, const parked_saga_event& was, const error& why) {
   st.unrouted.unwritten.push_back(std::move(w));
 }
 
+/// The parked event `req` names, or null after answering `req` with not_found.
+const parked_saga_event* find_parked(manager_t* self, unrouted_request& req) {
+  auto& st = self->state;
+  auto it = st.unrouted.parked.find(req.position);
+  if (it != st.unrouted.parked.end() && !pending_park(st.unrouted, req.position)) return &it->second;
+  answer_error(req.answer, error{errc::not_found, "saga " + std::string{st.model->name()} +
+                                                    " has no parked event at position " +
+                                                    std::to_string(req.position)});
+  return nullptr;
+}
+
 /// Retries the parked event of `req`; on success the instance's write goes with this
 /// round and `req` waits in after_round.
 void retry_one(manager_t* self, unrouted_request req) {
   auto& st = self->state;
-  auto it = st.unrouted.parked.find(req.position);
-  if (it == st.unrouted.parked.end() || pending_park(st.unrouted, req.position))
-    return answer_error(req.answer, error{errc::not_found, "saga " + std::string{st.model->name()} +
-                                                             " has no parked event at position " +
-                                                             std::to_string(req.position)});
-  auto was = it->second;
+  auto* parked = find_parked(self, req);
+  if (!parked) return;
+  auto was = *parked;
   auto failed = [&](const error& why, bool keep_reason) {
     st.warnings.log(log(), spdlog::level::err,
                     fmt::format("saga {}: retrying the parked event at position {} failed: {}",
@@ -85,14 +93,11 @@ void retry_one(manager_t* self, unrouted_request req) {
 
 void close_one(manager_t* self, unrouted_request req) {
   auto& st = self->state;
-  auto it = st.unrouted.parked.find(req.position);
-  if (it == st.unrouted.parked.end() || pending_park(st.unrouted, req.position))
-    return answer_error(req.answer, error{errc::not_found, "saga " + std::string{st.model->name()} +
-                                                             " has no parked event at position " +
-                                                             std::to_string(req.position)});
+  auto* parked = find_parked(self, req);
+  if (!parked) return;
   unrouted_write w;
   w.what = unrouted_write::kind::closed;
-  w.event = it->second;
+  w.event = *parked;
   w.text = std::move(req.reason);
   w.answer = std::move(req.answer);
   st.unrouted.unwritten.push_back(std::move(w));

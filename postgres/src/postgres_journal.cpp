@@ -1,18 +1,20 @@
-// postgres_journal: the journal on PostgreSQL. One transaction per batch (group commit):
-// lock the head row (the serialisation point that keeps global positions gap-free across
-// writers, docs/postgres.md), read the batch's streams' versions, decide each request,
-// insert the accepted events with one multi-row INSERT, move the head, NOTIFY, COMMIT.
+// postgres_journal: the journal on PostgreSQL. Group commit: each batch is one
+// transaction of append_batch() calls (pg_append_batch.hpp), which lock the head row (the
+// serialisation point that keeps global positions gap-free across writers,
+// docs/postgres.md), decide each append, insert, move the head and NOTIFY. Batches are
+// pipelined on the writer's connection; reads run on pooled connections; a follower
+// publishes other writers' commits.
 #include "cairn/postgres_journal.hpp"
 
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <map>
-#include <set>
 #include <optional>
 #include <future>
 #include <thread>
 
+#include "pg_append_batch.hpp"
 #include "pg_client.hpp"
 #include "pg_rows.hpp"
 #include "pg_schema.hpp"
@@ -31,66 +33,6 @@ query sql(std::string text) { return query{std::move(text), {}}; }
 
 int64_t clamp(uint64_t v) {
   return static_cast<int64_t>(std::min<uint64_t>(v, uint64_t{INT64_MAX}));
-}
-
-/// The bytes an event takes in the batch's arrays (metadata as encode_meta writes it).
-size_t event_bytes(const event_data& e) {
-  size_t n = e.type.size() + e.payload.size() + 12;
-  n += e.meta.correlation_id.size() + e.meta.causation_id.size() + 12;
-  for (auto& [k, v] : e.meta.entries) n += k.size() + v.size() + 8;
-  return n;
-}
-
-size_t request_bytes(const append_request& request) {
-  size_t n = request.stream.str().size();
-  for (auto& e : request.events) n += event_bytes(e);
-  return n;
-}
-
-/// The most an append may carry: the largest value PostgreSQL takes is 1 GiB, and the
-/// append's events travel in one array per column.
-constexpr size_t max_append_bytes_limit = size_t{512} << 20;
-
-/// Why `request` cannot be stored, if it cannot: checked before the batch is sent, so a
-/// bad append fails alone and never the batch it came in.
-expected<void> check_request(const append_request& request, size_t max_bytes) {
-  if (auto valid = request.stream.validate(); !valid) return valid;
-  if (!is_text(request.stream.str()))
-    return error{errc::invalid_argument,
-                 "stream name " + request.stream.str() + " is not UTF-8 text (PostgreSQL "
-                 "stores stream names as text)"};
-  if (request.events.empty())
-    return error{errc::invalid_argument,
-                 "append to stream " + request.stream.str() + " has no events"};
-  for (size_t i = 0; i < request.events.size(); ++i) {
-    const auto& type = request.events[i].type;
-    if (type.empty() || !is_text(type))
-      return error{errc::invalid_argument,
-                   "event " + std::to_string(i) + " of the append to stream " +
-                     request.stream.str() +
-                     (type.empty() ? " has no type name" : " has a type name that is not UTF-8 text")};
-  }
-  if (auto bytes = request_bytes(request); bytes > max_bytes)
-    return error{errc::invalid_argument,
-                 "append to stream " + request.stream.str() + " holds " + std::to_string(bytes) +
-                   " bytes of events; the limit is " + std::to_string(max_bytes) +
-                   " bytes per append (postgres_options::max_append_bytes, at most 512 MiB: "
-                   "PostgreSQL takes at most 1 GiB per value)"};
-  return {};
-}
-
-std::string head_row_missing(const std::string& table) {
-  return "the head row of " + table + " (id = 1) is missing: the store's "
-         "global position is unknown; restore the row with the highest "
-         "stored position (SELECT max(position) FROM the events table)";
-}
-
-/// The head row's position, or corrupt if the row is missing (never taken as 0: positions
-/// would restart and every append would collide with stored events).
-expected<uint64_t> head_of(const PGresult* r, const std::string& table) {
-  if (PQntuples(r) != 1 || PQgetisnull(r, 0, 0))
-    return error{errc::corrupt, head_row_missing(table)};
-  return static_cast<uint64_t>(get_int8(r, 0, 0));
 }
 
 class postgres_journal final : public journal {
@@ -179,7 +121,7 @@ public:
       if (!tx.outcome.valid()) continue;
       auto out = tx.outcome.get();
       if (!out.ok()) {
-        give_up(out, p.batch, p.results, tx.valid, true);
+        fail_transaction(out, t_, p.batch, p.results, tx.valid, true);
         continue;
       }
       commit_results(p, tx, out);
@@ -305,53 +247,13 @@ private:
     bool counted = false;            ///< counted in in_flight_
   };
 
-  /// The statements of one transaction: one append_batch() call per segment (a request
-  /// to a stream that the segment already has starts the next one, so it sees the
-  /// earlier request's outcome, and positions follow the requests' order), ended by the
-  /// pipeline's sync, which commits them as one implicit transaction.
-  std::vector<query> transaction_queries(pending& p, transaction& tx) {
-    std::set<std::string> in_segment;
-    for (size_t i : tx.valid) {
-      std::string name = p.batch[i].stream.str();
-      if (tx.rounds.empty() || !in_segment.insert(name).second) {
-        tx.rounds.emplace_back();
-        in_segment.clear();
-        in_segment.insert(std::move(name));
-      }
-      tx.rounds.back().push_back(i);
-    }
+  /// The statements of one transaction: one append_batch() call per segment, ended by
+  /// the pipeline's sync, which commits them as one implicit transaction.
+  std::vector<query> transaction_queries(const pending& p, transaction& tx) const {
+    tx.rounds = segments_of(p.batch, tx.valid);
     int64_t now = now_ns();
     std::vector<query> qs;
-    for (auto& round : tx.rounds) {
-      array_builder streams(text_oid), expected(int8_oid), counts(int8_oid), request(int4_oid),
-        index(int8_oid), type(text_oid), schema(int8_oid), meta(bytea_oid), payload(bytea_oid);
-      int32_t r = 0;
-      for (size_t i : round) {
-        auto& req = p.batch[i];
-        ++r;
-        streams.add(req.stream.str());
-        expected.add_int8(req.expected_version == expected_version::any ? -1 : clamp(req.expected_version));
-        counts.add_int8(static_cast<int64_t>(req.events.size()));
-        int64_t k = 0;
-        for (auto& e : req.events) {
-          request.add_int4(r);
-          index.add_int8(k++);
-          type.add(e.type);
-          schema.add_int8(e.schema_version);
-          meta.add(encode_meta(e.meta));
-          payload.add(e.payload.data(), e.payload.size());
-        }
-      }
-      qs.push_back(query{
-        "SELECT " + t_.append_batch + "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        {param{text_array_oid, streams.value()}, param{int8_array_oid, expected.value()},
-         param{int8_array_oid, counts.value()}, param{int4_array_oid, request.value()},
-         param{int8_array_oid, index.value()}, param{text_array_oid, type.value()},
-         param{int8_array_oid, schema.value()}, param{bytea_array_oid, meta.value()},
-         param{bytea_array_oid, payload.value()}, param{int8_oid, int8_value(now)},
-         param{text_oid, t_.channel, true}},
-        true});
-    }
+    for (auto& round : tx.rounds) qs.push_back(append_batch_call(t_, p.batch, round, now));
     return qs;
   }
 
@@ -361,117 +263,13 @@ private:
     std::vector<envelope> committed;
     uint64_t before = 0;
     for (size_t r = 0; r < tx.rounds.size(); ++r) {
-      auto& round = tx.rounds[r];
-      const PGresult* res = out.results[r].get();
-      auto v = get_int8_array(res, 0, 0);
-      if (v.size() != 2 + 2 * round.size()) {
-        for (size_t i : round)
-          p.results[i] = error{errc::corrupt, "append_batch answered " + std::to_string(v.size()) +
-                                                " values for " + std::to_string(round.size()) + " appends"};
-        continue;
-      }
-      int64_t ts = v[0];
-      uint64_t round_head = static_cast<uint64_t>(v[1]);
-      uint64_t taken = 0;
-      for (size_t k = 0; k < round.size(); ++k) {
-        size_t i = round[k];
-        auto& req = p.batch[i];
-        uint64_t fv = static_cast<uint64_t>(v[2 + k]), fp = static_cast<uint64_t>(v[2 + round.size() + k]);
-        if (fp == 0) {
-          p.results[i] = error{errc::conflict, "expected version " + std::to_string(req.expected_version) +
-                                                 ", found " + std::to_string(fv) + " in stream " +
-                                                 req.stream.str()};
-          continue;
-        }
-        uint64_t n = req.events.size();
-        taken += n;
-        p.results[i] = append_result{fv, fv + n - 1, fp, fp + n - 1};
-        for (auto& event : req.events) {
-          envelope e;
-          e.stream = req.stream;
-          e.version = fv++;
-          e.position = fp++;
-          e.timestamp_ns = ts;
-          e.type = std::move(event.type);
-          e.schema_version = event.schema_version;
-          e.meta = std::move(event.meta);
-          e.payload = std::move(event.payload);
-          committed.push_back(std::move(e));
-        }
-      }
-      if (r == 0) before = round_head - taken;
+      auto start = read_segment_answer(out.results[r].get(), p.batch, tx.rounds[r], p.results, committed);
+      if (r == 0 && start) before = *start;
     }
     // Positions follow the segments, and the requests within each: `committed` is in
     // position order.
     if (committed.empty()) return;
     publish_through(before, committed);
-  }
-
-  /// Ends a failed transaction and fails every valid request of the batch, each with
-  /// the most precise error known.
-  std::vector<expected<append_result>>& give_up(const pipeline_outcome& out,
-                                                const std::vector<append_request>& batch,
-                                                std::vector<expected<append_result>>& results,
-                                                const std::vector<size_t>& valid,
-                                                bool committing) {
-    auto fail = [&](errc code, const std::string& why) -> std::vector<expected<append_result>>& {
-      for (size_t i : valid) results[i] = error{code, why};
-      return results;
-    };
-    if (out.lost) {
-      errc code = out.timed_out ? errc::timeout : errc::unavailable;
-      if (committing)
-        return fail(code, "the connection to PostgreSQL broke while committing; the batch may "
-                          "or may not be stored (read the streams to know): " + out.error);
-      return fail(code, "PostgreSQL is unavailable: " + out.error);
-    }
-    // The pipeline's sync rolled the transaction back.
-    if (out.sqlstate == "P0002") return fail(errc::corrupt, "nothing stored: " + head_row_missing(t_.head));
-    if (out.sqlstate == "23505") return unique_violation(out, batch, results, valid);
-    if (out.sqlstate == "55P03")
-      return fail(errc::timeout, "nothing stored: the head row stayed locked longer than "
-                                 "postgres_options::lock_timeout (a stuck writer holds it?): " + out.error);
-    if (out.sqlstate == "57014")
-      return fail(errc::timeout, "nothing stored: the batch ran longer than "
-                                 "postgres_options::statement_timeout: " + out.error);
-    return fail(errc::unavailable, "PostgreSQL refused the batch; nothing of it was stored: " + out.error);
-  }
-
-  /// A unique violation: someone stored events without taking the head lock (an import
-  /// tool, a writer of another program), since with it versions and positions are free.
-  /// Nothing of the batch is stored. The appends to the stream whose version was taken
-  /// get `conflict`; the others are valid and get `unavailable` (retry them); a taken
-  /// position means the head row is behind the events: `corrupt`.
-  std::vector<expected<append_result>>& unique_violation(
-    const pipeline_outcome& out, const std::vector<append_request>& batch,
-    std::vector<expected<append_result>>& results, const std::vector<size_t>& valid) {
-    std::string bypass = "a writer that did not take Cairn's head lock stored events in " + t_.events;
-    if (out.constraint.size() >= 5 && out.constraint.compare(out.constraint.size() - 5, 5, "_pkey") == 0) {
-      for (size_t i : valid)
-        results[i] = error{errc::corrupt, "nothing stored: " + bypass + " without moving the head "
-                                          "row, so the next positions are taken (set the head "
-                                          "row's position to the highest stored one): " + out.error};
-      return results;
-    }
-    // "... DETAIL:  Key (stream, version)=(<stream>, <version>) already exists."
-    std::string taken;
-    auto open = out.error.find("=(");
-    auto close = out.error.rfind(") already exists");
-    if (open != std::string::npos && close != std::string::npos && close > open + 2) {
-      auto key = out.error.substr(open + 2, close - open - 2);
-      if (auto comma = key.rfind(", "); comma != std::string::npos) taken = key.substr(0, comma);
-    }
-    for (size_t i : valid) {
-      if (taken.empty() || batch[i].stream.str() == taken)
-        results[i] = error{errc::conflict, "nothing stored: " + bypass + (taken.empty() ? "" : ", stream " + taken) +
-                                             ", taking a version this append expected to write; "
-                                             "reload the stream and retry: " + out.error};
-      else
-        results[i] = error{errc::unavailable, "nothing stored: this append was valid but its batch "
-                                              "was refused because " + bypass + ", stream " + taken +
-                                              "; retry it: " + out.error};
-    }
-    return results;
   }
 
   /// Publishes `committed` (positions after `before`), first any other writers' events
