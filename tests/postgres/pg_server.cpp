@@ -93,6 +93,16 @@ pg_server::pg_server() : bin_(newest_bin_dir()) {
     std::ofstream conf(dir_ + "/data/postgresql.conf", std::ios::app);
     conf << "listen_addresses = '127.0.0.1'\nport = " << port_
          << "\nunix_socket_directories = '" << dir_ << "'\nmax_connections = 300\n";
+    // Benchmarks may tune the server (bench/RESULTS.md names what they set): each
+    // ';'-separated "name = value" in CAIRN_PG_SETTINGS becomes a line of postgresql.conf.
+    if (const char* extra = std::getenv("CAIRN_PG_SETTINGS")) {
+      std::string s = extra;
+      for (size_t at = 0; at <= s.size();) {
+        size_t end = std::min(s.find(';', at), s.size());
+        if (end > at) conf << s.substr(at, end - at) << "\n";
+        at = end + 1;
+      }
+    }
   }
   {
     std::ofstream hba(dir_ + "/data/pg_hba.conf", std::ios::trunc);
