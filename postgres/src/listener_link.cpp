@@ -8,7 +8,7 @@
 namespace cairn::pg {
 
 void listener_link::start(std::shared_ptr<client> c, std::string channel,
-                          std::function<void()> on_wake) {
+                          std::function<void(std::vector<std::string>)> on_wake) {
   std::lock_guard<std::mutex> lock(mutex_);
   client_ = std::move(c);
   channel_ = std::move(channel);
@@ -39,7 +39,8 @@ bool listener_link::ensure() {
     qs.push_back(query{"LISTEN " + quote_ident(channel), {}});
     fresh->async_run(std::move(qs), [&listened, fresh, wake](pipeline_outcome out) {
       if (out.ok()) {
-        fresh->async_listen([wake](std::vector<std::string>) { wake(); }, [wake] { wake(); });
+        fresh->async_listen([wake](std::vector<std::string> payloads) { wake(std::move(payloads)); },
+                            [wake] { wake({}); });
       }
       listened.set_value(std::move(out));
     });

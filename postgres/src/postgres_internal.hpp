@@ -32,7 +32,10 @@ extern std::atomic<bool> fail_reads;
 /// when it is lost. ensure() (re)connects it; call it from the follower's thread.
 class listener_link {
 public:
-  void start(std::shared_ptr<client> c, std::string channel, std::function<void()> on_wake);
+  /// Calls on_wake with the payloads of notifications, or with none when the
+  /// connection is lost (the follower then reads the head itself).
+  void start(std::shared_ptr<client> c, std::string channel,
+             std::function<void(std::vector<std::string>)> on_wake);
   /// Connects and LISTENs if not listening; false if that failed (poll meanwhile).
   bool ensure();
   void stop();
@@ -41,7 +44,7 @@ private:
   std::mutex mutex_;
   std::shared_ptr<client> client_;
   std::string channel_;
-  std::function<void()> on_wake_;
+  std::function<void(std::vector<std::string>)> on_wake_;
   std::shared_ptr<link> link_;
   bool listening_ = false;
 };

@@ -7,8 +7,10 @@
 #include "cairn/postgres_journal.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <optional>
 #include <future>
@@ -58,7 +60,8 @@ public:
     auto position = head_of(head.results[0].get(), t_.head);
     if (!position) return std::move(position).error();
     head_ = published_ = committed_ = *position;
-    if (options_.follow_external) listen_.start(client_, t_.channel, [this] { wake_follower(); });
+    if (options_.follow_external)
+      listen_.start(client_, t_.channel, [this](std::vector<std::string> heads) { notified(heads); });
     // Without follow_external the follower only fills gaps left by failed catch-up reads.
     follower_ = std::thread([this] { follow(); });
     return {};
@@ -140,9 +143,10 @@ public:
   }
 
   /// A read of a whole chunk (max_count >= read_ahead_min events) also starts reading the
-  /// next chunk on another connection and thread, so a reader that walks the store (a
-  /// projection catching up) finds it fetched and decoded while it handled this one.
-  /// Stored events never change, so a chunk read ahead is as good as one read now.
+  /// next read_ahead_chunks chunks, each on another connection and thread, so a reader
+  /// that walks the store (a projection catching up) finds them fetched and decoded while
+  /// it handled this one, and the server sends several at once. Stored events never
+  /// change, so a chunk read ahead is as good as one read now.
   expected<std::vector<envelope>> read_all(uint64_t from_position,
                                            size_t max_count) const override {
     std::vector<envelope> out;
@@ -150,8 +154,10 @@ public:
     std::future<expected<std::vector<envelope>>> ahead;
     {
       std::lock_guard<std::mutex> lock(ahead_mutex_);
-      if (ahead_.valid() && ahead_from_ == from_position && ahead_count_ == max_count)
-        ahead = std::move(ahead_);
+      if (!ahead_.empty() && ahead_.front().from == from_position && ahead_.front().count == max_count) {
+        ahead = std::move(ahead_.front().chunk);
+        ahead_.pop_front();
+      }
     }
     expected<std::vector<envelope>> got = error{errc::unavailable, "not read"};
     if (ahead.valid()) got = ahead.get();
@@ -195,15 +201,24 @@ private:
                       true});
   }
 
+  /// Keeps read_ahead_depth chunks from `from_position` on being read (each on its own
+  /// connection and thread); chunks read ahead for another place are dropped.
   void start_read_ahead(uint64_t from_position, size_t max_count) const {
-    std::future<expected<std::vector<envelope>>> stale;
+    std::deque<ahead_chunk> stale; // waited for outside the lock, when `stale` goes
     std::lock_guard<std::mutex> lock(ahead_mutex_);
-    if (ahead_.valid() && ahead_from_ == from_position && ahead_count_ == max_count) return;
-    stale = std::move(ahead_); // waited for outside the lock, when `stale` goes
-    ahead_from_ = from_position;
-    ahead_count_ = max_count;
-    ahead_ = std::async(std::launch::async,
-                        [this, from_position, max_count] { return read_chunk_at(from_position, max_count); });
+    if (!ahead_.empty() && (ahead_.front().from != from_position || ahead_.front().count != max_count))
+      stale.swap(ahead_);
+    // Chunks ahead are guessed: each starts where a full one before it ends, as the
+    // positions are dense. A chunk that comes back short ends the guesses when read.
+    uint64_t next = ahead_.empty() ? from_position : ahead_.back().from + max_count;
+    size_t depth = std::min(options_.read_ahead_chunks, options_.read_connections - 1);
+    while (ahead_.size() < depth) {
+      ahead_.push_back(ahead_chunk{next, max_count,
+                                   std::async(std::launch::async, [this, next, max_count] {
+                                     return read_chunk_at(next, max_count);
+                                   })});
+      next += max_count;
+    }
   }
 
   expected<std::vector<envelope>> read(const query& q) const {
@@ -307,6 +322,19 @@ private:
     while (h < p && !head_.compare_exchange_weak(h, p)) {}
   }
 
+  /// A notification's payload is the head after a commit. The follower needs to read
+  /// only for a head beyond this journal's own commits: those it publishes itself, with
+  /// any other writer's events before them (publish_through).
+  void notified(const std::vector<std::string>& heads) {
+    uint64_t ours = committed_.load();
+    for (auto& h : heads) {
+      uint64_t head = 0;
+      auto [end, ec] = std::from_chars(h.data(), h.data() + h.size(), head);
+      if (ec != std::errc{} || end != h.data() + h.size() || head > ours) return wake_follower();
+    }
+    if (heads.empty()) wake_follower();
+  }
+
   void wake_follower() {
     {
       std::lock_guard<std::mutex> lock(follow_mutex_);
@@ -355,11 +383,15 @@ private:
   tables t_;
   std::optional<lease> writer_; ///< used by the thread that begins appends only
   std::atomic<size_t> in_flight_{0}; ///< batches begun and not yet finished
-  /// The chunk read ahead by read_all (at most one).
+  /// The chunks read ahead by read_all, in position order.
   mutable std::mutex ahead_mutex_;
-  mutable std::future<expected<std::vector<envelope>>> ahead_;
-  mutable uint64_t ahead_from_ = 0;
-  mutable size_t ahead_count_ = 0;
+  struct ahead_chunk {
+    uint64_t from;
+    size_t count;
+    std::future<expected<std::vector<envelope>>> chunk;
+  };
+  mutable std::deque<ahead_chunk> ahead_;
+
   std::atomic<uint64_t> head_{0};
   std::mutex publish_mutex_;
   std::atomic<uint64_t> published_{0}; ///< written under publish_mutex_

@@ -20,6 +20,9 @@ struct postgres_options {
   std::chrono::milliseconds connect_timeout{5000};
   /// Connections for reads (recovery, catch-up, queries) besides the writer's.
   size_t read_connections = 4;
+  /// A reader walking the store (a projection catching up) has this many further chunks
+  /// read at once on other connections (at most read_connections - 1; 0: none).
+  size_t read_ahead_chunks = 3;
   /// Other writers' commits reach this journal's listeners when a notification says so,
   /// and at least this often when notifications are lost (0: never poll).
   std::chrono::milliseconds poll_interval{200};
