@@ -32,10 +32,16 @@ expected<T> load_list(const snapshot_store& store, const stream_id& stream, cons
   return decode_list<T>(**snap, type);
 }
 
+/// Saves `list` one version above the stored one: a store may keep only the snapshot
+/// with the highest version (PostgreSQL's does), so a shorter list must not go lower.
 template <class T>
 expected<void> save_list(snapshot_store& store, const stream_id& stream, const char* type,
                          const T& list) {
-  return store.save(snapshot{stream, list.size(), type, 1, now_ns(), encode(list)});
+  uint64_t version = 1;
+  auto stored = store.load(stream);
+  if (stored && *stored) version = (*stored)->version + 1;
+  else if (!stored && !is_corrupt(stored.error())) return stored.error(); // corrupt: replaced
+  return store.save(snapshot{stream, version, type, 1, now_ns(), encode(list)});
 }
 
 error no_parked(const std::string& name, std::optional<uint64_t> position) {
@@ -102,20 +108,25 @@ expected<void> discard_parked_event(snapshot_store& store, const std::string& na
   return save_retry_requests(store, name, *requested);
 }
 
+std::string subscription_admin_prefix() { return "notification_"; }
+
 expected<std::vector<parked_subscription>> find_parked_subscriptions(const std::string& dir) {
   // Reads the files only (opening the store would clean up a running node's saves).
-  auto snaps = read_file_snapshots(dir, std::string{parked_category} + "-");
+  auto snaps = read_file_snapshots(dir, subscription_admin_prefix());
   if (!snaps) return snaps.error();
-  auto retries = read_file_snapshots(dir, std::string{retry_category} + "-");
-  if (!retries) return retries.error();
+  return find_parked_subscriptions(*snaps);
+}
+
+expected<std::vector<parked_subscription>>
+find_parked_subscriptions(const std::vector<snapshot>& snapshots) {
   std::vector<parked_subscription> out;
-  for (auto& s : *snaps) {
+  for (auto& s : snapshots) {
     if (s.stream.category != parked_category) continue;
     auto parked = decode_list<std::vector<parked_event>>(s, parked_type);
     if (!parked) return parked.error();
     if (parked->empty()) continue;
     parked_subscription sub{s.stream.id, std::move(*parked), {}};
-    for (auto& r : *retries)
+    for (auto& r : snapshots)
       if (r.stream.category == retry_category && r.stream.id == sub.name) {
         auto requested = decode_list<std::vector<uint64_t>>(r, retry_type);
         if (!requested) return requested.error();

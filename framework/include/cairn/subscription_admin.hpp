@@ -55,4 +55,13 @@ struct parked_subscription {
 /// Errors: unavailable, corrupt.
 expected<std::vector<parked_subscription>> find_parked_subscriptions(const std::string& dir);
 
+/// The same from snapshots read out of any store (the others are ignored): a store that
+/// can list its snapshots by stream-name prefix gives those of subscription_admin_prefix().
+/// Errors: corrupt.
+expected<std::vector<parked_subscription>>
+find_parked_subscriptions(const std::vector<snapshot>& snapshots);
+
+/// The stream-name prefix of every snapshot the functions above keep ("notification_").
+std::string subscription_admin_prefix();
+
 } // namespace cairn
