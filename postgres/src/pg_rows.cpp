@@ -102,4 +102,16 @@ bool is_text(const std::string& s) {
   return true;
 }
 
+snapshot decode_snapshot(const PGresult* r, int row, int first, stream_id stream) {
+  snapshot s;
+  s.stream = std::move(stream);
+  s.version = static_cast<uint64_t>(get_int8(r, row, first));
+  s.type = get_bytes(r, row, first + 1);
+  s.schema_version = static_cast<uint32_t>(get_int8(r, row, first + 2));
+  s.timestamp_ns = get_int8(r, row, first + 3);
+  auto* p = reinterpret_cast<const uint8_t*>(PQgetvalue(r, row, first + 4));
+  s.state.assign(p, p + PQgetlength(r, row, first + 4));
+  return s;
+}
+
 } // namespace cairn::pg

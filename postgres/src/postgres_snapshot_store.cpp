@@ -43,22 +43,14 @@ public:
   expected<std::optional<snapshot>> load(const stream_id& stream) const override {
     auto c = client_->acquire();
     if (!c) return std::move(c).error();
-    auto r = c->run(query{"SELECT version, type, schema_version, timestamp_ns, state FROM " +
-                            t_.snapshots + " WHERE stream = $1",
+    auto r = c->run(query{"SELECT " + std::string(snapshot_columns) + " FROM " + t_.snapshots +
+                            " WHERE stream = $1",
                           {param{text_oid, stream.str(), true}}});
     if (!r.ok()) return error{errc::unavailable, "cannot load the snapshot of " + stream.str() +
                                                    " from PostgreSQL: " + r.error};
     const PGresult* row = r.results[0].get();
     if (PQntuples(row) == 0) return std::optional<snapshot>{};
-    snapshot s;
-    s.stream = stream;
-    s.version = static_cast<uint64_t>(get_int8(row, 0, 0));
-    s.type = get_bytes(row, 0, 1);
-    s.schema_version = static_cast<uint32_t>(get_int8(row, 0, 2));
-    s.timestamp_ns = get_int8(row, 0, 3);
-    auto* p = reinterpret_cast<const uint8_t*>(PQgetvalue(row, 0, 4));
-    s.state.assign(p, p + PQgetlength(row, 0, 4));
-    return std::optional<snapshot>(std::move(s));
+    return std::optional<snapshot>(decode_snapshot(row, 0, 0, stream));
   }
 
 private:

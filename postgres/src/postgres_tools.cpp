@@ -1,4 +1,4 @@
-// Statistics and verification of a PostgreSQL store, for the cairn CLI.
+// Statistics, verification and snapshot listing of a PostgreSQL store, for the cairn CLI.
 #include "cairn/postgres_tools.hpp"
 
 #include "pg_rows.hpp"
@@ -44,6 +44,12 @@ struct inspector {
 };
 
 } // namespace
+
+expected<int> postgres_store_version(const std::string& conninfo, const postgres_options& options) {
+  auto in = inspector::open(conninfo, options);
+  if (!in) return std::move(in).error();
+  return in->version;
+}
 
 expected<postgres_statistics> postgres_store_statistics(const std::string& conninfo,
                                                         const postgres_options& options) {
@@ -121,6 +127,32 @@ expected<postgres_verify_report> verify_postgres_store(const std::string& connin
     from = static_cast<int64_t>(chunk.back().position) + 1;
   }
   return rep;
+}
+
+expected<std::vector<snapshot>> read_postgres_snapshots(const std::string& conninfo,
+                                                        const std::string& prefix,
+                                                        const postgres_options& options) {
+  auto in = inspector::open(conninfo, options);
+  if (!in) return std::move(in).error();
+  std::vector<snapshot> out;
+  if (in->version < 2) return out; // no snapshots table yet
+  // left() and not LIKE, so a "_" or "%" in the prefix is matched as it is.
+  auto r = in->conn->run(query{"SELECT stream, " + std::string(snapshot_columns) + " FROM " +
+                                 in->t.snapshots +
+                                 " WHERE left(stream, char_length($1)) = $1 ORDER BY stream",
+                               {param{text_oid, prefix, true}}});
+  if (!r.ok()) return error{errc::unavailable, "cannot list the snapshots in PostgreSQL schema " +
+                                                 options.schema + ": " + r.error};
+  const PGresult* rows = r.results[0].get();
+  for (int i = 0; i < PQntuples(rows); ++i) {
+    auto name = get_bytes(rows, i, 0);
+    auto stream = stream_id::parse(name);
+    if (!stream)
+      return error{errc::corrupt, "snapshot row \"" + name + "\" in PostgreSQL schema " +
+                                    options.schema + ": " + stream.error().message()};
+    out.push_back(decode_snapshot(rows, i, 1, std::move(*stream)));
+  }
+  return out;
 }
 
 } // namespace cairn

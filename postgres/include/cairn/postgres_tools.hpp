@@ -1,4 +1,5 @@
-// Inspection of a PostgreSQL store for tools (the cairn CLI): counts and a full check.
+// Inspection of a PostgreSQL store for tools (the cairn CLI): counts, a full check, and
+// snapshots listed by stream-name prefix.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +21,11 @@ struct postgres_statistics {
   int64_t last_timestamp_ns = 0;
 };
 
+/// The schema version of the Cairn store in `options.schema`, checked without creating
+/// or migrating anything. Errors: unavailable, not_found (no Cairn store there).
+expected<int> postgres_store_version(const std::string& conninfo,
+                                     const postgres_options& options = {});
+
 /// Counts of the store in `options.schema`. Errors: unavailable, not_found (no schema).
 expected<postgres_statistics> postgres_store_statistics(const std::string& conninfo,
                                                         const postgres_options& options = {});
@@ -36,5 +42,14 @@ struct postgres_verify_report {
 /// check itself cannot run (unavailable, not_found).
 expected<postgres_verify_report> verify_postgres_store(const std::string& conninfo,
                                                        const postgres_options& options = {});
+
+/// The snapshots and checkpoints in `options.schema` whose stream names start with
+/// `prefix`, by stream name: what read_file_snapshots gives for a snapshot folder (the
+/// cairn tool lists subscriptions' parked events with it). Errors: unavailable,
+/// not_found (no Cairn store in that schema), corrupt (a stored stream name that does
+/// not parse).
+expected<std::vector<snapshot>> read_postgres_snapshots(const std::string& conninfo,
+                                                        const std::string& prefix,
+                                                        const postgres_options& options = {});
 
 } // namespace cairn
