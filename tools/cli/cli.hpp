@@ -11,6 +11,7 @@
 #include <cairn/expected.hpp>
 #include <cairn/file_journal.hpp>
 #include <cairn/journal.hpp>
+#include <cairn/snapshot_store.hpp>
 
 namespace cairn::cli {
 
@@ -88,6 +89,13 @@ expected<std::shared_ptr<journal>> open_reader(const context& ctx);
 /// The PostgreSQL store of --postgres-url (an error if there is no Cairn schema there),
 /// and the PostgreSQL forms of `stats` and `verify` (tools/cli/postgres_store.cpp).
 expected<std::shared_ptr<journal>> open_postgres_reader(const context& ctx);
+/// The same store for one operator's append (`sagas retry|close`): no follower.
+expected<std::shared_ptr<journal>> open_postgres_writer(const context& ctx);
+/// Its snapshot store (subscriptions' parked events), and the snapshots whose stream
+/// names start with `prefix`; both an error if there is no Cairn schema there.
+expected<std::shared_ptr<snapshot_store>> open_postgres_snapshots(const context& ctx);
+expected<std::vector<snapshot>> read_postgres_snapshot_list(const context& ctx,
+                                                            const std::string& prefix);
 int run_postgres_stats(const context& ctx, bool json);
 int run_postgres_verify(const context& ctx, bool quiet);
 

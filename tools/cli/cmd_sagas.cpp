@@ -1,6 +1,6 @@
-// cairn sagas: saga dead letters in a data folder. `failed` lists the parked
-// instances and the parked input events; `retry` and `close` record an operator's
-// answer, which the node carries out when it next starts (saga_admin.hpp).
+// cairn sagas: saga dead letters in a data folder or a PostgreSQL store. `failed` lists
+// the parked instances and the parked input events; `retry` and `close` record an
+// operator's answer, which the node carries out when it next starts (saga_admin.hpp).
 #include <iostream>
 
 #include <nlohmann/json.hpp>
@@ -37,7 +37,14 @@ instance it routes to cannot be loaded): the saga goes on with the others.
            instance: a retry routes it again when the node starts and hands it to
            its instance; close discards it (node::retry_saga_event, close_saga_event).
 
-retry and close need the folder's writer lock: stop the node first.
+retry and close need the folder's writer lock: stop the node first. On PostgreSQL
+(--postgres-url) there is no lock: stop every node that runs the saga on that schema
+yourself first. A running node keeps its parked instances in memory and sees the
+answer only when it next starts; if it writes to the instance meanwhile (an input
+arrives for it), it parks it again and the answer is undone. The tool's own write
+cannot damage the store (it appends with the stream's expected version, and fails
+with "conflict" if the stream changed). To answer while nodes run, use the node
+(node::retry_saga, close_saga, retry_saga_event, close_saga_event).
 
 Options:
   --saga NAME    list only this saga's instances
@@ -45,6 +52,7 @@ Options:
   --event POSITION  retry or close the parked event at POSITION (see above)
   --reason TEXT  why it was closed (stored with it; default "closed by an operator")
   --data DIR     the data folder (default ./data)
+  --postgres-url URL  the PostgreSQL store instead (before the subcommand; see cairn --help)
 )";
 
 int list_failed(context& ctx, const std::string& saga, bool json) {
@@ -105,24 +113,36 @@ int list_failed(context& ctx, const std::string& saga, bool json) {
 /// `key` names an instance; or, if `event` is set, the parked event at `position`.
 int answer(context& ctx, bool close, const std::string& saga, const std::string& key,
            bool event, uint64_t position, const std::string& reason) {
-  if (auto ok = require_data_dir(ctx); !ok) return fail("sagas", ok.error().describe());
-  auto opened = open_file_journal(ctx.data_dir, store_options(false));
-  if (!opened) {
-    std::string hint = is_unavailable(opened.error())
-                         ? " (sagas " + std::string{close ? "close" : "retry"} +
-                             " needs the folder's writer lock: stop the node first)"
-                         : "";
-    return fail("sagas", "cannot open " + ctx.data_dir + " for writing: " +
-                           opened.error().describe() + hint);
+  std::shared_ptr<journal> store;
+  if (ctx.uses_postgres()) {
+    auto opened = open_postgres_writer(ctx);
+    if (!opened) return fail("sagas", opened.error().describe());
+    store = std::move(*opened);
+  } else {
+    if (auto ok = require_data_dir(ctx); !ok) return fail("sagas", ok.error().describe());
+    auto opened = open_file_journal(ctx.data_dir, store_options(false));
+    if (!opened) {
+      std::string hint = is_unavailable(opened.error())
+                           ? " (sagas " + std::string{close ? "close" : "retry"} +
+                               " needs the folder's writer lock: stop the node first)"
+                           : "";
+      return fail("sagas", "cannot open " + ctx.data_dir + " for writing: " +
+                             opened.error().describe() + hint);
+    }
+    store = std::move(*opened);
   }
   expected<void> ok;
   if (event)
-    ok = close ? close_parked_saga_event(**opened, saga, position, reason)
-               : request_saga_event_retry(**opened, saga, position, "cairn sagas retry");
+    ok = close ? close_parked_saga_event(*store, saga, position, reason)
+               : request_saga_event_retry(*store, saga, position, "cairn sagas retry");
   else
-    ok = close ? close_parked_saga(**opened, saga, key, reason)
-               : request_saga_retry(**opened, saga, key, "cairn sagas retry");
-  if (!ok) return fail("sagas", ok.error().describe());
+    ok = close ? close_parked_saga(*store, saga, key, reason)
+               : request_saga_retry(*store, saga, key, "cairn sagas retry");
+  if (!ok)
+    return fail("sagas", ok.error().describe() +
+                           (is_conflict(ok.error())
+                              ? " (it changed meanwhile: is a node running it? see --help)"
+                              : ""));
   std::cout << (close ? "closed " : "retry requested for ") << printable(saga) << ' '
             << (event ? "event @" + std::to_string(position) : printable(key))
             << (close ? "\n" : "; the node retries it when it next starts\n");

@@ -1,7 +1,7 @@
 // cairn subscriptions: event subscriptions' dead letters in a node's data folder (the
-// snapshot store beside its events). `failed` lists the parked events; `retry` asks
-// for them to be retried when the node next starts the subscription; `discard` drops
-// one (subscription_admin.hpp).
+// snapshot store beside its events) or in a PostgreSQL store's snapshots table. `failed`
+// lists the parked events; `retry` asks for them to be retried when the node next starts
+// the subscription; `discard` drops one (subscription_admin.hpp).
 #include <algorithm>
 #include <filesystem>
 #include <iostream>
@@ -36,12 +36,22 @@ next events. The node keeps the parked events in its snapshot store.
 retry and discard need the data folder's writer lock: stop the node first (a running
 node keeps its own copy of the list and would write it back).
 
+With --postgres-url the parked events are read from and answered in the snapshots
+table of the PostgreSQL schema. There is no lock there: stop every node that runs
+the subscription on that schema yourself before retry or discard. A running node
+writes its whole list back when it parks or retries an event, which brings a
+discarded event back or loses one it parked while the tool wrote; it reads retry
+requests only when it starts the subscription. To answer while nodes run, use the
+node (node::retry_parked_events, discard_parked_event). `failed` is safe beside
+running nodes.
+
 Options:
   --name NAME      list only this subscription's events
   --json           one JSON object per line
   --snapshots DIR  the node's snapshot folder (default: snapshots/ beside the events/
                    folder of --data)
   --data DIR       the data folder (default ./data)
+  --postgres-url URL  the PostgreSQL store instead (before the subcommand; see cairn --help)
 )";
 
 /// The snapshot folder of a node whose events are in `ctx.data_dir`.
@@ -55,11 +65,22 @@ std::string snapshot_folder(const context& ctx, const std::string& given) {
   return (events / "snapshots").string();
 }
 
-int list_failed(const std::string& dir, const std::string& name, bool json) {
+/// The parked events in the snapshot folder `dir`, or in the PostgreSQL store.
+expected<std::vector<parked_subscription>> find_parked(const context& ctx, const std::string& dir) {
+  if (ctx.uses_postgres()) {
+    auto snaps = read_postgres_snapshot_list(ctx, subscription_admin_prefix());
+    if (!snaps) return std::move(snaps).error();
+    return find_parked_subscriptions(*snaps);
+  }
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec))
-    return fail("subscriptions", "no snapshot folder " + dir + " (choose it with --snapshots DIR)");
-  auto subs = find_parked_subscriptions(dir);
+    return error{errc::unavailable,
+                 "no snapshot folder " + dir + " (choose it with --snapshots DIR)"};
+  return find_parked_subscriptions(dir);
+}
+
+int list_failed(const context& ctx, const std::string& dir, const std::string& name, bool json) {
+  auto subs = find_parked(ctx, dir);
   if (!subs) return fail("subscriptions", subs.error().describe());
   size_t count = 0;
   for (auto& sub : *subs) {
@@ -87,23 +108,35 @@ int list_failed(const std::string& dir, const std::string& name, bool json) {
   return std::cout ? exit_ok : fail("subscriptions", "cannot write the output");
 }
 
-int answer(context& ctx, const std::string& dir, bool discard, const std::string& name,
-           std::optional<uint64_t> position) {
-  if (auto ok = require_data_dir(ctx); !ok) return fail("subscriptions", ok.error().describe());
+/// The snapshot store to answer in: the PostgreSQL store's, or the folder `dir` while
+/// `lock` holds the events folder's writer lock (so no node runs there meanwhile).
+expected<std::shared_ptr<snapshot_store>> open_for_answer(const context& ctx,
+                                                          const std::string& dir, bool discard,
+                                                          std::shared_ptr<journal>& lock) {
+  if (ctx.uses_postgres()) return open_postgres_snapshots(ctx);
+  if (auto ok = require_data_dir(ctx); !ok) return std::move(ok).error();
   // The events folder's writer lock is the node's: holding it, no node runs here.
-  auto lock = open_file_journal(ctx.data_dir, store_options(false));
-  if (!lock) {
-    std::string hint = is_unavailable(lock.error())
+  auto opened = open_file_journal(ctx.data_dir, store_options(false));
+  if (!opened) {
+    std::string hint = is_unavailable(opened.error())
                          ? " (subscriptions " + std::string{discard ? "discard" : "retry"} +
                              " needs the folder's writer lock: stop the node first)"
                          : "";
-    return fail("subscriptions", "cannot open " + ctx.data_dir + " for writing: " +
-                                   lock.error().describe() + hint);
+    return error{opened.error().code(), "cannot open " + ctx.data_dir + " for writing: " +
+                                          opened.error().message() + hint};
   }
+  lock = std::move(*opened);
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec))
-    return fail("subscriptions", "no snapshot folder " + dir + " (choose it with --snapshots DIR)");
-  auto store = open_file_snapshot_store(dir);
+    return error{errc::unavailable,
+                 "no snapshot folder " + dir + " (choose it with --snapshots DIR)"};
+  return open_file_snapshot_store(dir);
+}
+
+int answer(context& ctx, const std::string& dir, bool discard, const std::string& name,
+           std::optional<uint64_t> position) {
+  std::shared_ptr<journal> lock;
+  auto store = open_for_answer(ctx, dir, discard, lock);
   if (!store) return fail("subscriptions", store.error().describe());
   auto ok = discard ? discard_parked_event(**store, name, *position)
                     : request_parked_event_retry(**store, name, position);
@@ -136,11 +169,14 @@ int run_subscriptions(context& ctx, std::vector<std::string> args) {
   }
   if (positional.empty()) throw usage_error("which action? failed, retry or discard");
   auto& action = positional[0];
+  if (ctx.uses_postgres() && !snapshots.empty())
+    throw usage_error("--snapshots names a folder: with --postgres-url the parked events are in "
+                      "the PostgreSQL schema");
   auto dir = snapshot_folder(ctx, snapshots);
   if (action == "failed") {
     if (positional.size() > 1)
       throw usage_error("unexpected argument \"" + printable(positional[1]) + "\"");
-    return list_failed(dir, name, json);
+    return list_failed(ctx, dir, name, json);
   }
   if (action != "retry" && action != "discard")
     throw usage_error("unknown action \"" + printable(action) + "\": failed, retry or discard");

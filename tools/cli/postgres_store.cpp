@@ -1,5 +1,5 @@
 // The cairn tool on a PostgreSQL store (--postgres-url URL): opening it for the readers,
-// and the PostgreSQL forms of stats and verify.
+// the operator commands (sagas, subscriptions), and the PostgreSQL forms of stats and verify.
 #include <iostream>
 
 #include <nlohmann/json.hpp>
@@ -26,9 +26,28 @@ postgres_options options_of(const context& ctx) {
 expected<std::shared_ptr<journal>> open_postgres_reader(const context& ctx) {
   auto o = options_of(ctx);
   // Never create a store where there is none: a typo in the URL or schema should say so.
-  auto stats = postgres_store_statistics(ctx.postgres_url, o);
-  if (!stats) return std::move(stats).error();
+  if (auto found = postgres_store_version(ctx.postgres_url, o); !found) return std::move(found).error();
   return open_postgres_journal(ctx.postgres_url, o);
+}
+
+expected<std::shared_ptr<journal>> open_postgres_writer(const context& ctx) {
+  auto o = options_of(ctx);
+  o.follow_external = false; // one append, then it closes: no one to wake
+  o.read_connections = 1;
+  o.read_ahead_chunks = 0;
+  if (auto found = postgres_store_version(ctx.postgres_url, o); !found) return std::move(found).error();
+  return open_postgres_journal(ctx.postgres_url, o);
+}
+
+expected<std::shared_ptr<snapshot_store>> open_postgres_snapshots(const context& ctx) {
+  auto o = options_of(ctx);
+  if (auto found = postgres_store_version(ctx.postgres_url, o); !found) return std::move(found).error();
+  return open_postgres_snapshot_store(ctx.postgres_url, o);
+}
+
+expected<std::vector<snapshot>> read_postgres_snapshot_list(const context& ctx,
+                                                            const std::string& prefix) {
+  return read_postgres_snapshots(ctx.postgres_url, prefix, options_of(ctx));
 }
 
 int run_postgres_stats(const context& ctx, bool json) {
@@ -73,6 +92,13 @@ error no_postgres() {
 } // namespace
 
 expected<std::shared_ptr<journal>> open_postgres_reader(const context&) { return no_postgres(); }
+expected<std::shared_ptr<journal>> open_postgres_writer(const context&) { return no_postgres(); }
+expected<std::shared_ptr<snapshot_store>> open_postgres_snapshots(const context&) {
+  return no_postgres();
+}
+expected<std::vector<snapshot>> read_postgres_snapshot_list(const context&, const std::string&) {
+  return no_postgres();
+}
 int run_postgres_stats(const context&, bool) { return fail("stats", no_postgres().describe()); }
 int run_postgres_verify(const context&, bool) { return fail("verify", no_postgres().describe()); }
 

@@ -38,7 +38,9 @@ Options:
   --data DIR              the data folder (default ./data; a node folder's events/ is
                           used when DIR holds no store); also accepted after the subcommand
   --postgres-url URL      use the PostgreSQL store at URL instead (libpq URL or key=value
-                          string); streams, read, tail, stats, verify and export work on it
+                          string); streams, read, tail, stats, verify, export, sagas and
+                          subscriptions work on it (answering dead letters there: stop
+                          the nodes first, see `cairn sagas --help`)
   --postgres-schema NAME  its schema (default cairn)
   -h, --help              this help; `cairn <subcommand> --help` explains a subcommand
 
