@@ -3,53 +3,23 @@
 // an operator retries it after a fix or discards it.
 #include <catch2/catch.hpp>
 
-#include <atomic>
-#include <mutex>
-#include <stdexcept>
 #include <thread>
 
 #include <cairn/file_journal.hpp>
 #include <cairn/test_node.hpp>
 
+#include "actors/audit_handler.hpp"
 #include "actors/eventually.hpp"
 #include "bank/account.hpp"
 #include "conformance/journal_conformance_support.hpp"
 #include "support/run_cli.hpp"
 
 using namespace cairn;
+using cairn::test::audit;
 using cairn::test::eventually;
 using cairn::test::run_cli;
 using cairn::testkit::test_node;
 using namespace std::chrono_literals;
-
-namespace {
-
-/// A handler with a bug for deposits of 13 until `fixed`.
-struct audit {
-  std::mutex m;
-  std::vector<uint64_t> handled;
-  std::atomic<bool> fixed{false};
-  event_handler handler() {
-    return [this](const envelope& e) {
-      auto d = variant_codec<bank::account::event_type>::decode(e);
-      if (!d) throw std::runtime_error("undecodable");
-      auto* dep = std::get_if<bank::deposited>(&*d);
-      if (dep && dep->amount == 13 && !fixed) throw std::runtime_error("unlucky amount");
-      std::lock_guard<std::mutex> g{m};
-      handled.push_back(e.position);
-    };
-  }
-  size_t count() {
-    std::lock_guard<std::mutex> g{m};
-    return handled.size();
-  }
-  bool saw(uint64_t position) {
-    std::lock_guard<std::mutex> g{m};
-    return std::find(handled.begin(), handled.end(), position) != handled.end();
-  }
-};
-
-} // namespace
 
 TEST_CASE("a subscription parks the event its handler keeps failing on, keeps it over a "
           "restart, and retries it after the fix") {

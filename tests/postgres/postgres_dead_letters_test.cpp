@@ -5,15 +5,13 @@
 // failure, and the tool never creates a schema.
 #include <catch2/catch.hpp>
 
-#include <atomic>
 #include <initializer_list>
-#include <mutex>
-#include <stdexcept>
 
 #include <cairn/postgres_journal.hpp>
 #include <cairn/postgres_tools.hpp>
 #include <cairn/test_node.hpp>
 
+#include "actors/audit_handler.hpp"
 #include "actors/eventually.hpp"
 #include "actors/fulfilment.hpp"
 #include "actors/shop_test_support.hpp"
@@ -22,6 +20,7 @@
 
 using namespace cairn;
 using namespace std::chrono_literals;
+using cairn::test::audit;
 using cairn::test::eventually;
 using cairn::test::pg_server;
 using cairn::test::run_cli;
@@ -50,31 +49,6 @@ struct pg_store {
     std::vector<std::string> all{"--postgres-url", url, "--postgres-schema", options.schema};
     all.insert(all.end(), args);
     return run_cli(all);
-  }
-};
-
-/// A handler with a bug for deposits of 13 until `fixed` (as in subscription_parking_test).
-struct audit {
-  std::mutex m;
-  std::vector<uint64_t> handled;
-  std::atomic<bool> fixed{false};
-  event_handler handler() {
-    return [this](const envelope& e) {
-      auto d = variant_codec<bank::account::event_type>::decode(e);
-      if (!d) throw std::runtime_error("undecodable");
-      auto* dep = std::get_if<bank::deposited>(&*d);
-      if (dep && dep->amount == 13 && !fixed) throw std::runtime_error("unlucky amount");
-      std::lock_guard<std::mutex> g{m};
-      handled.push_back(e.position);
-    };
-  }
-  size_t count() {
-    std::lock_guard<std::mutex> g{m};
-    return handled.size();
-  }
-  bool saw(uint64_t position) {
-    std::lock_guard<std::mutex> g{m};
-    return std::find(handled.begin(), handled.end(), position) != handled.end();
   }
 };
 
