@@ -90,7 +90,7 @@ TEST_CASE("a command with an empty target id goes to on_rejected, which compensa
   REQUIRE(recorded);
 }
 
-TEST_CASE("an invalid compensation parks the instance instead of looping; after a fix a "
+TEST_CASE("an invalid compensation parks the instance instead of looping, after a fix a "
           "retry finishes it") {
   bug_guard guard;
   shop::bugs::empty_release_target = true;
@@ -132,7 +132,7 @@ TEST_CASE("an invalid compensation parks the instance instead of looping; after 
   REQUIRE(is_not_found(n->retry_saga("nosuchsaga", "o2").error()));
 }
 
-TEST_CASE("a react that throws parks the instance with its input; a retry after the fix "
+TEST_CASE("a react that throws parks the instance with its input, a retry after the fix "
           "processes it") {
   bug_guard guard;
   shop::bugs::react_throws = true;
@@ -163,7 +163,7 @@ TEST_CASE("a react that throws parks the instance with its input; a retry after 
   REQUIRE(available(n.store(), "a") == 3);
 }
 
-TEST_CASE("an event its apply cannot take parks the instance, also when it is loaded; "
+TEST_CASE("an event its apply cannot take parks the instance, also when it is loaded, "
           "close ends it for good") {
   bug_guard guard;
   auto store = make_memory_journal();

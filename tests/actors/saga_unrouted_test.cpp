@@ -55,7 +55,7 @@ uint64_t append_undecodable(journal& store, const std::string& order_id) {
 
 } // namespace
 
-TEST_CASE("an event whose correlate throws is parked, the saga goes on; a retry after the "
+TEST_CASE("an event whose correlate throws is parked, the saga goes on, a retry after the "
           "fix delivers it, a close discards one that cannot be read") {
   bug_guard guard;
   shop::bugs::correlate_throws = true;

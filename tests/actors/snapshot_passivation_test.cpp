@@ -173,7 +173,7 @@ TEST_CASE("a snapshot beyond the stream, or of events since cut and rewritten, i
   }
 }
 
-TEST_CASE("idle aggregates passivate and free their actors; the next command recovers them") {
+TEST_CASE("idle aggregates passivate and free their actors, the next command recovers them") {
   test_node n{2, make_memory_journal(), with(0, 50ms)};
   REQUIRE(n->register_aggregate<bank::account>());
   auto& reg = n->system().registry();

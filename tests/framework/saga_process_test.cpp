@@ -239,7 +239,7 @@ TEST_CASE("a rejected step records the failure and runs the saga's compensation"
   REQUIRE(refund.front().command.meta.causation_id == "saga_transfer-t1#2");
 }
 
-TEST_CASE("an accepted no-op finishes its step; an unavailable one is sent again later") {
+TEST_CASE("an accepted no-op finishes its step, an unavailable one is sent again later") {
   transfer_fixture f;
   auto [p, sent] = f.started();
   REQUIRE(p->on_reply(sent.step_id, sent.send_seq, error{errc::unavailable, "stopping"}, *f.store));
@@ -320,7 +320,7 @@ struct careless_saga {
 
 } // namespace
 
-TEST_CASE("an invalid command fails at once into on_rejected; one decided there is an error") {
+TEST_CASE("an invalid command fails at once into on_rejected, one decided there is an error") {
   auto store = make_memory_journal();
   auto model = make_saga_model<careless_saga>();
   auto opened = append<bank::account>(*store, "c1", bank::opened{"o"});

@@ -73,7 +73,7 @@ void check_bad_targets(const pg_store& pg, std::initializer_list<std::string> ar
 } // namespace
 
 TEST_CASE("postgres: parked subscription events are listed, retried and discarded with the "
-          "cairn tool; the next node start handles them", "[subscriptions]") {
+          "cairn tool, and the next node start handles them", "[subscriptions]") {
   pg_store pg;
   notification_options opts;
   opts.retry_delay = 1ms;
@@ -106,7 +106,7 @@ TEST_CASE("postgres: parked subscription events are listed, retried and discarde
   auto [rc_json, json] = pg.cli({"subscriptions", "failed", "--json", "--name", "audit"});
   INFO(json);
   REQUIRE(rc_json == 0);
-  REQUIRE(json.find("\"position\":" + pos(poison2)) != std::string::npos);
+  REQUIRE(json.find("\"position\":" + pos(poison2) + ",") != std::string::npos);
   REQUIRE(json.find("\"attempts\":2") != std::string::npos);
   REQUIRE(pg.cli({"subscriptions", "retry", "audit", pos(poison)}).first == 0);
   REQUIRE(pg.cli({"subscriptions", "discard", "audit", pos(poison2)}).first == 0);
@@ -142,7 +142,7 @@ TEST_CASE("postgres: parked subscription events are listed, retried and discarde
 }
 
 TEST_CASE("postgres: parked saga instances and saga events are listed, retried and closed "
-          "with the cairn tool; the next node start carries it out", "[sagas]") {
+          "with the cairn tool, and the next node start carries it out", "[sagas]") {
   shop::test::bug_guard guard;
   using shop::test::outcome;
   pg_store pg;
@@ -195,9 +195,9 @@ TEST_CASE("postgres: parked saga instances and saga events are listed, retried a
   INFO(after);
   REQUIRE(rc2 == 0);
   REQUIRE(after.find("\"key\":\"o-retry\"") != std::string::npos);
-  REQUIRE(after.find("\"event_position\":" + pos(lost)) != std::string::npos);
+  REQUIRE(after.find("\"event_position\":" + pos(lost) + ",") != std::string::npos);
   REQUIRE(after.find("o-close") == std::string::npos);
-  REQUIRE(after.find("\"event_position\":" + pos(junk)) == std::string::npos);
+  REQUIRE(after.find("\"event_position\":" + pos(junk) + ",") == std::string::npos);
   REQUIRE(after.find("\"retry_requested\":false") == std::string::npos); // both asked for
 
   shop::bugs::fix_all(); // the new build, then the restart
