@@ -12,11 +12,11 @@
 #include <vector>
 
 #include <cairn/codec.hpp>
-#include <cairn/saga.hpp>
 #include <cairn/test_node.hpp>
 
 #include "actors/eventually.hpp"
 #include "actors/gated_store.hpp"
+#include "actors/waiter_saga.hpp"
 #include "bank/account.hpp"
 
 using namespace cairn;
@@ -78,25 +78,6 @@ projection_options checkpoint_every_event() {
   o.checkpoint_on_stop = true;
   return o;
 }
-
-struct blocker_started {};
-inline auto describe(type<blocker_started>) { return schema<blocker_started>("blocker_started", 1); }
-
-/// Starts an instance per opened account, which then stays open.
-struct blocker_saga {
-  static constexpr std::string_view name = "blocker";
-  using event_type = std::variant<blocker_started>;
-  using input_type = std::variant<bank::opened>;
-  using decision = saga_decision<event_type>;
-  bool started = false;
-  static std::string correlate(const envelope& e, const bank::opened&) { return e.stream.id; }
-  decision react(const bank::opened&) const {
-    if (started) return nothing;
-    return blocker_started{};
-  }
-  bool done() const { return false; }
-  void apply(const blocker_started&) { started = true; }
-};
 
 } // namespace
 
@@ -263,7 +244,7 @@ TEST_CASE("a subscription's start waits on a reader thread; then it resumes afte
 
 TEST_CASE("a saga's instance load waits on a reader thread; the node serves meanwhile and "
           "the saga goes on once the store answers", "[store-readers]") {
-  auto category = saga_category("blocker");
+  auto category = saga_category("waiter");
   auto store = std::make_shared<gated_journal>(make_memory_journal(), category_is(category));
   test_node n(1, store, one_thread_two_readers());
   struct open_at_exit {
@@ -271,20 +252,20 @@ TEST_CASE("a saga's instance load waits on a reader thread; the node serves mean
     ~open_at_exit() { s.release(); }
   } guard{*store};
   REQUIRE(n->register_aggregate<bank::account>());
-  REQUIRE(n->register_saga<blocker_saga>());
+  REQUIRE(n->register_saga<waiter_saga>());
   REQUIRE(n->execute<bank::account>("first", bank::open{"o"}));
   REQUIRE(eventually([&] { return store->gate.waiting.load() >= 1; }, 10s));
 
   CHECK(serves_meanwhile(
     [&] {
       // The saga manager itself answers too: its load waits on a reader thread.
-      auto s = n->saga_status_of<blocker_saga>();
+      auto s = n->saga_status_of<waiter_saga>();
       return s && s->open == 0 && live_serves(*n);
     },
     [&] { store->release(); }));
   store->release();
   REQUIRE(eventually([&] {
-    auto s = n->saga_status_of<blocker_saga>();
+    auto s = n->saga_status_of<waiter_saga>();
     return s && s->open == 2; // "first" and "live"
   }));
   auto first = store->read_stream(stream_id{category, "first"}, 1, 10);
