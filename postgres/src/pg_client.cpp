@@ -8,13 +8,19 @@
 namespace cairn::pg {
 
 lease::~lease() {
-  if (link_ && owner_) owner_->give_back(std::move(link_));
+  if (!link_ || !owner_) return;
+  if (pooled_) {
+    owner_->give_back(std::move(link_));
+    return;
+  }
+  // Dropped on the I/O thread, after any cancelled wait of it has run there.
+  boost::asio::post(owner_->io(), [dead = std::shared_ptr<link>(std::move(link_))] {});
 }
 
 void lease::discard() {
   if (!link_) return;
   boost::asio::post(owner_->io(), [dead = std::shared_ptr<link>(std::move(link_))] {});
-  owner_->forget();
+  if (pooled_) owner_->forget();
 }
 
 pipeline_outcome lease::run(std::vector<query> queries) {
@@ -125,6 +131,12 @@ expected<lease> client::acquire() {
     return std::move(l).error();
   }
   return lease(this, std::move(*l));
+}
+
+expected<lease> client::dedicated() {
+  auto l = connect();
+  if (!l) return std::move(l).error();
+  return lease(this, std::move(*l), false);
 }
 
 void client::give_back(std::unique_ptr<link> l) {

@@ -21,9 +21,11 @@ namespace cairn::pg {
 class client;
 
 /// A connection taken from the pool; goes back on destruction (or is dropped if broken).
+/// A dedicated one (client::dedicated) is outside the pool and is dropped instead.
 class lease {
 public:
-  lease(client* owner, std::unique_ptr<link> l) : owner_(owner), link_(std::move(l)) {}
+  lease(client* owner, std::unique_ptr<link> l, bool pooled = true)
+      : owner_(owner), link_(std::move(l)), pooled_(pooled) {}
   lease(lease&&) = default;
   lease& operator=(lease&&) = delete;
   ~lease();
@@ -44,6 +46,7 @@ public:
 private:
   client* owner_;
   std::unique_ptr<link> link_;
+  bool pooled_;
 };
 
 class client {
@@ -63,6 +66,10 @@ public:
 
   /// A connection outside the pool (for LISTEN), with the same back-off.
   expected<std::unique_ptr<link>> connect();
+
+  /// A connection of its own for one user (the journal's writer), outside the pool, so
+  /// that readers holding every pooled connection never keep it waiting.
+  expected<lease> dedicated();
 
   boost::asio::io_context& io() { return io_; }
   const std::string& conninfo() const { return conninfo_; }

@@ -100,13 +100,14 @@ tables::tables(const std::string& s)
       append_batch(schema + ".append_batch"), channel("cairn." + s) {}
 
 expected<void> check_schema_name(const std::string& schema) {
-  bool ok = !schema.empty() && schema.size() <= 63 && !(schema[0] >= '0' && schema[0] <= '9');
+  // 57: the NOTIFY channel "cairn.<schema>" must fit PostgreSQL's 63-byte names.
+  bool ok = !schema.empty() && schema.size() <= 57 && !(schema[0] >= '0' && schema[0] <= '9');
   for (char c : schema)
     ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_');
   if (!ok)
     return error{errc::invalid_argument,
                  "invalid PostgreSQL schema name '" + schema +
-                   "': use 1 to 63 lower-case letters, digits and '_', not starting with a digit"};
+                   "': use 1 to 57 lower-case letters, digits and '_', not starting with a digit"};
   return {};
 }
 

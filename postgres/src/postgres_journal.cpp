@@ -7,14 +7,15 @@
 #include "cairn/postgres_journal.hpp"
 
 #include <algorithm>
-#include <charconv>
 #include <atomic>
+#include <charconv>
 #include <condition_variable>
-#include <deque>
+#include <future>
 #include <map>
 #include <optional>
-#include <future>
+#include <system_error>
 #include <thread>
+#include <vector>
 
 #include "pg_append_batch.hpp"
 #include "pg_client.hpp"
@@ -100,7 +101,7 @@ public:
     // anything is sent on it; one that dies with batches in flight fails them.
     if (writer_ && (writer_->raw().broken() || (in_flight_.load() == 0 && !writer_->alive()))) writer_.reset();
     if (!writer_) {
-      auto w = client_->acquire();
+      auto w = client_->dedicated();
       if (!w) {
         p->send_error = w.error();
         return p;
@@ -154,14 +155,17 @@ public:
     std::future<expected<std::vector<envelope>>> ahead;
     {
       std::lock_guard<std::mutex> lock(ahead_mutex_);
-      if (!ahead_.empty() && ahead_.front().from == from_position && ahead_.front().count == max_count) {
-        ahead = std::move(ahead_.front().chunk);
-        ahead_.pop_front();
+      auto it = ahead_.find(from_position);
+      if (it != ahead_.end() && it->second.count == max_count) {
+        ahead = std::move(it->second.chunk);
+        ahead_.erase(it);
       }
     }
     expected<std::vector<envelope>> got = error{errc::unavailable, "not read"};
     if (ahead.valid()) got = ahead.get();
-    if (!got) got = read_chunk_at(from_position, max_count); // read ahead failed: try now
+    // A chunk read ahead that failed, or came back short (it may predate later commits),
+    // is read again now.
+    if (!got || got->size() < max_count) got = read_chunk_at(from_position, max_count);
     if (got && got->size() == max_count && max_count >= read_ahead_min)
       start_read_ahead(got->back().position + 1, max_count);
     return got;
@@ -201,24 +205,35 @@ private:
                       true});
   }
 
-  /// Keeps read_ahead_depth chunks from `from_position` on being read (each on its own
-  /// connection and thread); chunks read ahead for another place are dropped.
+  /// Has the read_ahead_chunks chunks from `from_position` on read (each on its own
+  /// connection and thread) unless they are already. The chunks are guessed: each starts
+  /// where a full one before it ends, as positions are dense. Several readers may walk the
+  /// store at once, so chunks are kept by position; beyond a few readers' worth the
+  /// farthest behind are dropped, without waiting for them here.
   void start_read_ahead(uint64_t from_position, size_t max_count) const {
-    std::deque<ahead_chunk> stale; // waited for outside the lock, when `stale` goes
-    std::lock_guard<std::mutex> lock(ahead_mutex_);
-    if (!ahead_.empty() && (ahead_.front().from != from_position || ahead_.front().count != max_count))
-      stale.swap(ahead_);
-    // Chunks ahead are guessed: each starts where a full one before it ends, as the
-    // positions are dense. A chunk that comes back short ends the guesses when read.
-    uint64_t next = ahead_.empty() ? from_position : ahead_.back().from + max_count;
     size_t depth = std::min(options_.read_ahead_chunks, options_.read_connections - 1);
-    while (ahead_.size() < depth) {
-      ahead_.push_back(ahead_chunk{next, max_count,
-                                   std::async(std::launch::async, [this, next, max_count] {
-                                     return read_chunk_at(next, max_count);
-                                   })});
-      next += max_count;
+    if (depth == 0) return;
+    std::lock_guard<std::mutex> lock(ahead_mutex_);
+    for (size_t i = 0; i < depth; ++i) {
+      uint64_t from = from_position + i * max_count;
+      auto it = ahead_.find(from);
+      if (it != ahead_.end() && it->second.count == max_count) continue;
+      std::future<expected<std::vector<envelope>>> chunk;
+      try {
+        chunk = std::async(std::launch::async, [this, from, max_count] { return read_chunk_at(from, max_count); });
+      } catch (const std::system_error&) {
+        return; // no thread to read ahead with: the reader reads when it gets there
+      }
+      if (it != ahead_.end()) dropped_.push_back(std::move(it->second.chunk));
+      ahead_[from] = ahead_chunk{max_count, std::move(chunk)};
     }
+    while (ahead_.size() > depth * max_ahead_readers) {
+      dropped_.push_back(std::move(ahead_.begin()->second.chunk));
+      ahead_.erase(ahead_.begin());
+    }
+    // Dropped reads finish on their own threads; their futures go once they have.
+    auto done = [](auto& f) { return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready; };
+    dropped_.erase(std::remove_if(dropped_.begin(), dropped_.end(), done), dropped_.end());
   }
 
   expected<std::vector<envelope>> read(const query& q) const {
@@ -276,15 +291,20 @@ private:
   /// publishes its events.
   void commit_results(pending& p, transaction& tx, const pipeline_outcome& out) {
     std::vector<envelope> committed;
-    uint64_t before = 0;
+    std::optional<uint64_t> before;
     for (size_t r = 0; r < tx.rounds.size(); ++r) {
       auto start = read_segment_answer(out.results[r].get(), p.batch, tx.rounds[r], p.results, committed);
-      if (r == 0 && start) before = *start;
+      if (r == 0) before = start;
     }
     // Positions follow the segments, and the requests within each: `committed` is in
     // position order.
     if (committed.empty()) return;
-    publish_through(before, committed);
+    if (!before) { // the first answer did not say where the batch began: publish from the store
+      uint64_t last = committed.back().position, c = committed_.load();
+      while (c < last && !committed_.compare_exchange_weak(c, last)) {}
+      return wake_follower();
+    }
+    publish_through(*before, committed);
   }
 
   /// Publishes `committed` (positions after `before`), first any other writers' events
@@ -297,18 +317,24 @@ private:
     while (c < last && !committed_.compare_exchange_weak(c, last)) {}
     std::lock_guard<std::mutex> lock(publish_mutex_);
     if (published_ < before && !catch_up_locked(before)) return wake_follower();
-    if (published_ < last) {
-      published_ = last;
-      raise_head(last);
-      publish(committed);
-    }
+    if (published_ >= last) return;
+    // The follower may have published part of ours from the store (it read a head that
+    // already counted them): publish only the rest, so no listener sees an event twice.
+    auto first_new = std::upper_bound(committed.begin(), committed.end(), published_.load(),
+                                      [](uint64_t p, const envelope& e) { return p < e.position; });
+    published_ = last;
+    raise_head(last);
+    if (first_new == committed.begin()) publish(committed);
+    else publish(std::vector<envelope>(first_new, committed.end()));
   }
 
   /// Publishes stored events from published_ + 1 through `through` (publish_mutex_ held);
   /// false if they could not all be read.
   bool catch_up_locked(uint64_t through) {
     while (published_ < through) {
-      auto chunk = read_all(published_ + 1, std::min<uint64_t>(read_chunk, through - published_));
+      // Read directly, not through read_all: no reading ahead past `through` (our own
+      // commits) while holding the publication lock.
+      auto chunk = read_chunk_at(published_ + 1, std::min<uint64_t>(read_chunk, through - published_));
       if (!chunk || chunk->empty() || chunk->front().position != published_ + 1) return false;
       published_ = chunk->back().position;
       raise_head(published_);
@@ -350,11 +376,13 @@ private:
     using ms = std::chrono::milliseconds;
     ms retry{0};
     for (;;) {
-      if (options_.follow_external) listen_.ensure();
+      bool listening = options_.follow_external && listen_.ensure();
       {
         std::unique_lock<std::mutex> lock(follow_mutex_);
         auto ready = [this] { return stopping_ || woken_; };
         ms wait = retry.count() > 0 ? retry : options_.follow_external ? options_.poll_interval : ms{0};
+        // Not listening (the LISTEN connection is down) and not polling: try it again soon.
+        if (options_.follow_external && !listening && wait.count() == 0) wait = ms{1000};
         if (wait.count() > 0)
           follow_wake_.wait_for(lock, wait, ready);
         else
@@ -381,16 +409,21 @@ private:
   std::shared_ptr<client> client_;
   postgres_options options_;
   tables t_;
-  std::optional<lease> writer_; ///< used by the thread that begins appends only
+  std::optional<lease> writer_; ///< dedicated; used by the thread that begins appends only
   std::atomic<size_t> in_flight_{0}; ///< batches begun and not yet finished
   /// The chunks read ahead by read_all, in position order.
   mutable std::mutex ahead_mutex_;
   struct ahead_chunk {
-    uint64_t from;
     size_t count;
     std::future<expected<std::vector<envelope>>> chunk;
   };
-  mutable std::deque<ahead_chunk> ahead_;
+  /// Readers walking the store at once whose chunks read_all keeps (more drop the
+  /// chunks farthest behind).
+  static constexpr size_t max_ahead_readers = 4;
+  mutable std::map<uint64_t, ahead_chunk> ahead_; ///< by first position
+  /// Reads ahead no one will take, kept until they finish (a future of std::async waits
+  /// for its read when destroyed).
+  mutable std::vector<std::future<expected<std::vector<envelope>>>> dropped_;
 
   std::atomic<uint64_t> head_{0};
   std::mutex publish_mutex_;
@@ -426,7 +459,8 @@ expected<std::shared_ptr<client>> open_client(const std::string& conninfo,
 expected<std::shared_ptr<journal>> open_journal_at(const std::string& conninfo,
                                                    const postgres_options& options,
                                                    int schema_version_target) {
-  // The writer keeps one connection for good; reads need at least one more.
+  // Reads (the follower's included) share read_connections + 1 pooled connections; the
+  // writer has one of its own besides (client::dedicated).
   if (options.read_connections < 1)
     return error{errc::invalid_argument,
                  "postgres_options::read_connections must be at least 1 (reads need a "

@@ -135,6 +135,15 @@ TEST_CASE("a flooded node answers every command in time, overloaded at once beyo
   sampler.join();
 
   std::lock_guard<std::mutex> g{t.m};
+  // The figures docs/overload.md and bench/RESULTS.md quote (visible with -s or ctest -V).
+  std::printf("flood of %llu commands: accepted %llu, node full %llu, aggregate full %llu; "
+              "slowest answer %lld ms; RSS grew %llu MiB\n",
+              static_cast<unsigned long long>(total), static_cast<unsigned long long>(t.accepted),
+              static_cast<unsigned long long>(t.node_full),
+              static_cast<unsigned long long>(t.aggregate_full),
+              static_cast<long long>(
+                std::chrono::duration_cast<std::chrono::milliseconds>(t.slowest).count()),
+              static_cast<unsigned long long>((peak - baseline) >> 20));
   INFO("accepted " << t.accepted << ", node full " << t.node_full << ", aggregate full "
                    << t.aggregate_full << ", other " << t.other << " (" << t.first_other
                    << "); slowest answer "

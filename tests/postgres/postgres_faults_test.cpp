@@ -405,3 +405,29 @@ TEST_CASE("postgres: a batch the server refuses does not fail the batch pipeline
   REQUIRE(all->size() == 1);
   CHECK(all->front().stream == stream_id{"note", "b"});
 }
+
+TEST_CASE("postgres: a chunk read ahead past the head is read again, never served stale",
+          "[pgfaults]") {
+  // A reader that walks the store has the next chunks read ahead; those past the head come
+  // back short. Once more is stored, reading there must see it, not the old short answer.
+  auto o = fresh_options();
+  auto writer = open_journal(o);
+  auto reader = open_journal(o);
+  constexpr size_t chunk = 1024; // read_all reads ahead for chunks of at least this many
+  auto fill = [&] {
+    std::vector<append_request> batch;
+    for (size_t i = 0; i < chunk; ++i) batch.push_back(request("r" + std::to_string(i)));
+    for (auto& r : writer->append(std::move(batch))) REQUIRE(r);
+  };
+  fill();
+  auto first = reader->read_all(1, chunk);
+  REQUIRE(first);
+  REQUIRE(first->size() == chunk); // full: the next chunks are now being read ahead, empty
+  std::this_thread::sleep_for(200ms); // let those reads finish before more is stored
+  fill();
+  auto second = reader->read_all(chunk + 1, chunk);
+  REQUIRE(second);
+  REQUIRE(second->size() == chunk);
+  CHECK(second->front().position == chunk + 1);
+  CHECK(second->back().position == 2 * chunk);
+}

@@ -4,6 +4,8 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <thread>
+#include <atomic>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -103,6 +105,35 @@ TEST_CASE("postgres: a bad schema name is an invalid argument", "[postgres]") {
     CHECK_THAT(open_fails(pg_server::shared().url(), errc::invalid_argument, o),
                Catch::Contains("schema name"));
   }
+}
+
+TEST_CASE("postgres: the longest schema name stores and notifies; a longer one is refused",
+          "[postgres]") {
+  // Its NOTIFY channel, "cairn.<schema>", must fit PostgreSQL's 63-byte names: with a
+  // longer schema every append would fail in pg_notify.
+  std::string longest = pg_server::fresh_schema();
+  longest.resize(57, 'x');
+  postgres_options o;
+  o.schema = longest;
+  auto opened = open_postgres_journal(pg_server::shared().url(), o);
+  REQUIRE(opened);
+  auto reader = open_postgres_journal(pg_server::shared().url(), o); // follows the first
+  REQUIRE(reader);
+  std::atomic<uint64_t> heard{0};
+  auto sub = (*reader)->subscribe([&](const std::vector<envelope>& events) {
+    heard = events.back().position;
+  });
+  auto stored = (*opened)->append_one({{"acct", "long"}, expected_version::no_stream,
+                                       {{"opened", 1, {}, {}}}});
+  REQUIRE(stored);
+  for (int i = 0; i < 200 && heard.load() < stored->last_position; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  CHECK(heard.load() == stored->last_position);
+  (*reader)->unsubscribe(sub);
+
+  o.schema = longest + "x";
+  CHECK_THAT(open_fails(pg_server::shared().url(), errc::invalid_argument, o),
+             Catch::Contains("1 to 57"));
 }
 
 TEST_CASE("postgres: no read connection is an invalid argument, not a hang", "[postgres]") {
