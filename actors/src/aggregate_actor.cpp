@@ -18,6 +18,7 @@
 #include "reply_sink.hpp"
 #include "spawn.hpp"
 #include "store_readers.hpp"
+#include "store_saver.hpp"
 
 namespace cairn {
 
@@ -140,14 +141,23 @@ struct aggregate_state {
   /// Rebuilds the state here and now (on the actor's thread).
   void recover() { adopt(recover_from_store(*ctx, stream)); }
 
-  void maybe_snapshot() {
+  // Snapshot writes (made on the first one: most aggregates never take one). With a
+  // reader they run on its threads: the next command never waits for one.
+  std::unique_ptr<store_saver> snapshot_saver;
+
+  void maybe_snapshot(caf::event_based_actor* self) {
     if (!snapshots_on() || instance->version() - snapshot_version < ctx->options.snapshot_every)
       return;
     snapshot_version = instance->version();
     auto snap = instance->take_snapshot(stream);
     if (!snap) return log().warn("aggregate {}: {}", stream.str(), snap.error().describe());
-    if (auto ok = ctx->snapshots->save(*snap); !ok)
-      log().warn("aggregate {}: snapshot not saved: {}", stream.str(), ok.error().describe());
+    if (!snapshot_saver) snapshot_saver = std::make_unique<store_saver>(self, ctx->reader);
+    snapshot_saver->save(
+      [snapshots = ctx->snapshots, s = std::move(*snap)] { return snapshots->save(s); },
+      [this](const expected<void>& ok) {
+        if (!ok)
+          log().warn("aggregate {}: snapshot not saved: {}", stream.str(), ok.error().describe());
+      });
   }
 };
 
@@ -225,7 +235,7 @@ void appended(aggregate_actor_t* self, uint64_t tag, expected<append_result> r) 
       log().error("aggregate {}: {}; reloading", st.stream.str(), ok.error().describe());
       reload = true;
     } else {
-      st.maybe_snapshot();
+      st.maybe_snapshot(self);
     }
   } else {
     st.instance->discard();

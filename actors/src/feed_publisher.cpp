@@ -12,6 +12,7 @@
 #include "event_feed.hpp"
 #include "log.hpp"
 #include "message_types.hpp"
+#include "store_readers.hpp"
 
 namespace cairn {
 
@@ -57,6 +58,12 @@ struct publisher_state {
   std::vector<parked_request> parked;
   event_feed_stats stats;
 
+  // A store read that fills the ring runs on a reader thread (when there is a reader);
+  // commits that arrive meanwhile wait here, in order, at most `capacity` events of them.
+  bool filling = false;
+  std::deque<event_chunk> held;
+  size_t held_events = 0;
+
   uint64_t ring_first() const { return head - ring_events + 1; }
 
   ~publisher_state() {
@@ -94,23 +101,80 @@ void restart_ring(publisher_state& st, uint64_t position) {
   st.head = position;
 }
 
+void answer_parked(publisher_state& st);
+void absorb(publisher_actor_t* self, event_chunk chunk);
+
+/// Adds a read of positions (head, upto] to the ring; false if it does not continue
+/// the ring (then the ring restarts at `upto`: followers read the store).
+bool push_read(publisher_state& st, expected<std::vector<envelope>>& events, uint64_t upto) {
+  if (!events || events->empty() || events->front().position != st.head + 1) {
+    if (!events)
+      log().warn("event feed: reading positions {}..{} failed ({}); followers read the store",
+                 st.head + 1, upto, events.error().describe());
+    restart_ring(st, upto);
+    return false;
+  }
+  auto n = events->size();
+  push(st, std::make_shared<const std::vector<envelope>>(std::move(*events)), 0, n);
+  return true;
+}
+
+void fill_from_store(publisher_actor_t* self, uint64_t upto);
+
+/// A fill's read is back: add it, read on if short of `upto`; else take in the commits
+/// that waited and answer the requests that can be answered now.
+void filled(publisher_actor_t* self, uint64_t upto, expected<std::vector<envelope>>& events) {
+  auto& st = self->state;
+  st.filling = false;
+  if (push_read(st, events, upto) && st.head < upto) return fill_from_store(self, upto);
+  while (!st.filling && !st.held.empty()) {
+    auto chunk = std::move(st.held.front());
+    st.held.pop_front();
+    st.held_events -= chunk->size();
+    absorb(self, std::move(chunk));
+  }
+  if (st.filling) return;
+  answer_parked(st);
+  // A follower that read the store may be ahead of what the fill read.
+  bool ahead = std::any_of(st.parked.begin(), st.parked.end(),
+                           [&](const parked_request& p) { return p.from > st.head; });
+  if (ahead) fill_from_store(self, st.store->head_position());
+}
+
 /// Brings the ring up to `upto` from the store: used when commits reach the ring
-/// out of order or not at all (another writer's listener call overtook ours, or a
-/// commit happened while the tap was being switched on).
-void fill_from_store(publisher_state& st, uint64_t upto) {
-  if (upto <= st.head) return;
+/// out of order or not at all (another writer's listener call overtook it, or a
+/// commit happened while the tap was being switched on). With a reader, the read runs
+/// on its threads and `filling` is set until it is back (filled()); else inline.
+void fill_from_store(publisher_actor_t* self, uint64_t upto) {
+  auto& st = self->state;
+  if (st.filling || upto <= st.head) return;
   ++st.stats.store_reads;
   if (upto - st.head > st.capacity) return restart_ring(st, upto); // would not fit anyway
+  if (st.reader) {
+    st.filling = true;
+    read_off_thread<expected<std::vector<envelope>>>(
+      self, st.reader,
+      [store = st.store, from = st.head + 1, n = static_cast<size_t>(upto - st.head)] {
+        return store->read_all(from, n);
+      },
+      [self, upto](expected<std::vector<envelope>>& events) { filled(self, upto, events); });
+    return;
+  }
   while (st.head < upto) {
     auto events = st.store->read_all(st.head + 1, static_cast<size_t>(upto - st.head));
-    if (!events || events->empty() || events->front().position != st.head + 1) {
-      if (!events)
-        log().warn("event feed: reading positions {}..{} failed ({}); followers read the store",
-                   st.head + 1, upto, events.error().describe());
-      return restart_ring(st, upto);
-    }
-    auto n = events->size();
-    push(st, std::make_shared<const std::vector<envelope>>(std::move(*events)), 0, n);
+    if (!push_read(st, events, upto)) return;
+  }
+}
+
+/// Holds a commit that arrived while a fill runs (the oldest go beyond `capacity`
+/// events: the gap they leave is read from the store, or skipped by a ring restart).
+void hold(publisher_state& st, event_chunk chunk, bool in_front) {
+  st.held_events += chunk->size();
+  if (in_front) st.held.push_front(std::move(chunk));
+  else st.held.push_back(std::move(chunk));
+  while (st.held_events > st.capacity && st.held.size() > 1) {
+    st.held_events -= st.held.front()->size();
+    st.held.pop_front();
   }
 }
 
@@ -149,17 +213,21 @@ void answer_parked(publisher_state& st) {
   st.parked.erase(ready, st.parked.end());
 }
 
-void absorb(publisher_state& st, event_chunk chunk) {
+void absorb(publisher_actor_t* self, event_chunk chunk) {
+  auto& st = self->state;
   if (!st.primed || chunk->empty()) return;
+  if (st.filling) return hold(st, std::move(chunk), false);
   auto first = chunk->front().position;
   auto last = chunk->back().position;
   if (last <= st.head) return; // already read from the store
   if (last - first + 1 != chunk->size()) {
     // Not one contiguous run: no store publishes that, but never trust it blindly.
-    fill_from_store(st, st.store->head_position());
-    return answer_parked(st);
+    fill_from_store(self, st.store->head_position());
+    if (!st.filling) answer_parked(st);
+    return;
   }
-  if (first > st.head + 1) fill_from_store(st, first - 1);
+  if (first > st.head + 1) fill_from_store(self, first - 1);
+  if (st.filling) return hold(st, std::move(chunk), true); // taken in after the read
   if (first > st.head + 1) restart_ring(st, first - 1);
   if (last > st.head) push(st, std::move(chunk), static_cast<size_t>(st.head + 1 - first),
                            static_cast<size_t>(last - first + 1));
@@ -190,7 +258,7 @@ caf::behavior feed_publisher(publisher_actor_t* self, std::shared_ptr<journal> s
                      committed_chunk{std::make_shared<const std::vector<envelope>>(events)});
     });
   return {
-    [self](commit_atom, committed_chunk& c) { absorb(self->state, std::move(c.events)); },
+    [self](commit_atom, committed_chunk& c) { absorb(self, std::move(c.events)); },
     [self](feed_atom, uint64_t from, uint64_t max) -> caf::result<feed_reply> {
       auto& st = self->state;
       if (!st.primed) prime(st);
@@ -198,7 +266,7 @@ caf::behavior feed_publisher(publisher_actor_t* self, std::shared_ptr<journal> s
       auto limit = static_cast<size_t>(std::max<uint64_t>(max, 1));
       // Stores make a commit readable before they publish it, so a follower that
       // read the store may be ahead of the ring: catch up before parking it.
-      if (from > st.head) fill_from_store(st, st.store->head_position());
+      if (from > st.head) fill_from_store(self, st.store->head_position());
       if (from <= st.head) return answer(st, from, limit);
       auto sender = self->current_sender();
       for (auto& p : st.parked) {

@@ -190,7 +190,8 @@ expected<void> node::add_projection(std::shared_ptr<const projection_model> mode
     return error{errc::invalid_argument, "projection " + name + " is already registered"};
   impl_->projections.emplace(name, spawn_projection(*impl_->sys, std::move(model), impl_->store,
                                                     impl_->feed, impl_->snapshots, opts,
-                                                    impl_->opts.feed, impl_->opts.query_timeout));
+                                                    impl_->opts.feed, impl_->opts.query_timeout,
+                                                    impl_->reader));
   return {};
 }
 
@@ -226,7 +227,7 @@ expected<void> node::subscribe_events(std::string name, event_filter filter, eve
   uint64_t start_after = opts.from_beginning ? 0 : impl_->store->head_position();
   auto actor = spawn_notification(*impl_->sys, name, std::move(filter), std::move(handler), opts,
                                   start_after, impl_->store, impl_->feed, impl_->snapshots,
-                                  impl_->opts.feed);
+                                  impl_->opts.feed, impl_->reader);
   impl_->subscriptions.emplace(std::move(name), std::move(actor));
   return {};
 }
@@ -309,7 +310,8 @@ expected<void> node::add_saga(std::shared_ptr<const saga_model> model, saga_opti
   };
   impl_->sagas.emplace(name, spawn_saga_manager(*impl_->sys, std::move(model), opts, impl_->store,
                                                 impl_->writer.actor, impl_->feed,
-                                                impl_->opts.feed, std::move(send)));
+                                                impl_->opts.feed, std::move(send),
+                                                impl_->reader));
   return {};
 }
 

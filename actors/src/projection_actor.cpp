@@ -3,6 +3,7 @@
 // position when asked to (read-your-writes).
 #include <algorithm>
 #include <chrono>
+#include <optional>
 
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
@@ -12,6 +13,8 @@
 #include "log.hpp"
 #include "message_types.hpp"
 #include "spawn.hpp"
+#include "store_readers.hpp"
+#include "store_saver.hpp"
 
 namespace cairn {
 
@@ -43,22 +46,38 @@ struct projection_state {
   uint64_t checkpointed = 0; // position of the checkpoint last saved or loaded
   steady::time_point checkpointed_at = steady::now();
 
-  void save_checkpoint() {
+  std::unique_ptr<store_saver> saver; // checkpoint writes, off CAF's threads if it can
+
+  /// The checkpoint of the model as applied now.
+  std::optional<snapshot> take_checkpoint() {
     checkpointed_at = steady::now();
     auto snap = instance->save_checkpoint(applied);
     if (!snap) {
       log().warn("projection {}: no checkpoint: {}", model->name(), snap.error().describe());
-      return;
+      return std::nullopt;
     }
-    if (auto ok = checkpoints->save(*snap); !ok) {
-      log().warn("projection {}: checkpoint not saved: {}", model->name(), ok.error().describe());
-      return;
-    }
-    checkpointed = applied;
+    return std::move(*snap);
+  }
+
+  /// Stores the checkpoint (on a reader thread when the node has them: the actor
+  /// goes on meanwhile; a newer checkpoint asked for meanwhile is written after it).
+  void save_checkpoint() {
+    auto snap = take_checkpoint();
+    if (!snap) return;
+    saver->save([cps = checkpoints, s = std::move(*snap)] { return cps->save(s); },
+                [this, version = applied](const expected<void>& ok) {
+                  if (!ok) {
+                    log().warn("projection {}: checkpoint not saved: {}", model->name(),
+                               ok.error().describe());
+                    return;
+                  }
+                  checkpointed = version;
+                  maybe_checkpoint(); // what was applied while this one was in flight
+                });
   }
 
   void maybe_checkpoint() {
-    if (!checkpoints || broken || applied <= checkpointed) return;
+    if (!checkpoints || broken || applied <= checkpointed || saver->busy()) return;
     bool by_count = options.checkpoint_every > 0 &&
                     applied - checkpointed >= options.checkpoint_every;
     bool by_time = options.checkpoint_interval.count() > 0 &&
@@ -66,10 +85,8 @@ struct projection_state {
     if (by_count || by_time) save_checkpoint();
   }
 
-  /// Starts from the stored checkpoint if there is a usable one.
-  void load_checkpoint() {
-    if (!checkpoints) return;
-    auto snap = checkpoints->load(projection_checkpoint_stream(model->name()));
+  /// Starts from the loaded checkpoint `snap` if it is usable.
+  void use_checkpoint(expected<std::optional<snapshot>>& snap) {
     if (!snap) {
       log().warn("projection {}: ignoring checkpoint: {}", model->name(), snap.error().describe());
       return;
@@ -90,9 +107,14 @@ struct projection_state {
     log().debug("projection {}: resumed from its checkpoint at position {}", model->name(), applied);
   }
 
+  /// The last checkpoint as the actor stops: written here and now (after a write still
+  /// in flight), so a restart finds it.
   ~projection_state() {
-    if (checkpoints && options.checkpoint_on_stop && !broken && applied > checkpointed)
-      save_checkpoint();
+    if (!checkpoints || !options.checkpoint_on_stop || broken || applied <= checkpointed) return;
+    auto snap = take_checkpoint();
+    if (!snap) return;
+    if (auto ok = saver->save_now([&] { return checkpoints->save(*snap); }); !ok)
+      log().warn("projection {}: checkpoint not saved: {}", model->name(), ok.error().describe());
   }
 };
 
@@ -139,14 +161,14 @@ caf::behavior projection_actor(projection_actor_t* self,
                                std::shared_ptr<journal> store, caf::actor feed,
                                std::shared_ptr<snapshot_store> checkpoints,
                                projection_options options, feed_options feed_opts,
-                               std::chrono::nanoseconds query_timeout) {
+                               std::chrono::nanoseconds query_timeout, caf::actor reader) {
   auto& st = self->state;
   st.model = std::move(model);
   st.instance = st.model->make_instance();
   st.store = std::move(store);
   st.options = options;
   if (options.checkpoints() && st.model->can_checkpoint()) st.checkpoints = std::move(checkpoints);
-  st.load_checkpoint();
+  st.saver = std::make_unique<store_saver>(self, reader);
   st.feed = std::make_unique<feed_cursor>(
     self, std::move(feed), st.store, st.model->filter(),
     feed_cursor::settings{feed_opts.batch_events, feed_opts.batch_events},
@@ -158,10 +180,7 @@ caf::behavior projection_actor(projection_actor_t* self,
                  why.describe());
       self->delayed_send(self, read_retry_delay, retry_atom::value);
     });
-  // Replays from the store, a chunk per message so queries are served in between,
-  // then follows new commits.
-  st.feed->start(st.applied + 1);
-  return {
+  caf::behavior running{
     [self, query_timeout](query_atom, query_job& job) {
       auto& st = self->state;
       if (st.broken || job.min_position <= st.applied) return answer(st, job);
@@ -199,6 +218,26 @@ caf::behavior projection_actor(projection_actor_t* self,
     },
     [self](position_atom) { return self->state.applied; },
   };
+  // Replays from the store, a chunk per message so queries are served in between,
+  // then follows new commits: from the checkpoint, once it is loaded. Loaded on a
+  // reader thread when the node has them, the messages waiting meanwhile.
+  if (!st.checkpoints) {
+    st.feed->start(1);
+    return running;
+  }
+  read_off_thread<expected<std::optional<snapshot>>>(
+    self, reader,
+    [cps = st.checkpoints, stream = projection_checkpoint_stream(st.model->name())] {
+      return cps->load(stream);
+    },
+    [self, running, held = static_cast<bool>(reader)](expected<std::optional<snapshot>>& snap) {
+      auto& st = self->state;
+      st.use_checkpoint(snap);
+      st.feed->start(st.applied + 1);
+      if (held) serve_after_load(self, running);
+    });
+  if (!reader) return running; // loaded inline, above
+  return hold_messages(self);
 }
 
 } // namespace
@@ -207,9 +246,9 @@ caf::actor spawn_projection(caf::actor_system& sys, std::shared_ptr<const projec
                             std::shared_ptr<journal> store, caf::actor feed,
                             std::shared_ptr<snapshot_store> checkpoints,
                             projection_options options, feed_options feed_opts,
-                            std::chrono::nanoseconds query_timeout) {
+                            std::chrono::nanoseconds query_timeout, caf::actor reader) {
   return sys.spawn(projection_actor, std::move(model), std::move(store), std::move(feed),
-                   std::move(checkpoints), options, feed_opts, query_timeout);
+                   std::move(checkpoints), options, feed_opts, query_timeout, std::move(reader));
 }
 
 } // namespace cairn

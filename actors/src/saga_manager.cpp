@@ -82,6 +82,7 @@ void drop(manager_t* self, const std::string& key, const error& why) {
                               why.describe()));
   st.live.erase(key);
   st.touched.erase(key);
+  forget_prefetched(st, key);
   st.to_reload[key] = stored;
   schedule_retry(self);
 }
@@ -94,7 +95,7 @@ void drop(manager_t* self, const std::string& key, const error& why) {
 saga_process* get_or_load(manager_t* self, const std::string& key, error* why) {
   auto& st = self->state;
   if (auto it = st.live.find(key); it != st.live.end()) return it->second.get();
-  auto p = saga_process::load(*st.store, st.model, key);
+  auto p = load_instance(st, key);
   if (!p) {
     auto level = transient(p.error()) ? spdlog::level::warn : spdlog::level::err;
     st.warnings.log(log(), level,
@@ -260,7 +261,7 @@ void apply_outcomes(manager_t* self) {
 /// outcomes, or more events.
 void next_round(manager_t* self) {
   auto& st = self->state;
-  if (st.busy) return;
+  if (st.busy || st.loading) return;
   if (!st.checkpoint_backoff && st.processed > st.checkpointed &&
       (st.checkpoint_due || st.since_checkpoint >= std::max<uint64_t>(st.opts.checkpoint_every, 1)))
     return write_checkpoint(self);
@@ -276,12 +277,14 @@ void next_round(manager_t* self) {
 /// The feed hands over the next events in position order.
 uint64_t deliver(manager_t* self, const std::vector<const envelope*>& events, uint64_t through) {
   auto& st = self->state;
-  if (st.busy || st.restart_feed || st.retry_scheduled) // again later
+  if (st.busy || st.loading || st.restart_feed || st.retry_scheduled) // again later
     return events.empty() ? st.processed : events.front()->position - 1;
   apply_outcomes(self);
   uint64_t consumed = through;
-  for (auto* e : events) {
-    if (!handle_event(self, *e)) {
+  for (size_t i = 0; i < events.size(); ++i) {
+    auto* e = events[i];
+    // An instance to load: on a reader thread, then the events from here come again.
+    if (prefetch_for_events(self, events, i) || !handle_event(self, *e)) {
       consumed = e->position - 1;
       break;
     }
@@ -320,7 +323,7 @@ std::unique_ptr<feed_cursor> follow_events(manager_t* self, caf::actor feed,
 caf::behavior saga_manager(manager_t* self, std::shared_ptr<const saga_model> model,
                            saga_options opts, std::shared_ptr<journal> store,
                            caf::actor journal_actor, caf::actor feed, feed_options feed_opts,
-                           saga_command_sender send) {
+                           saga_command_sender send, caf::actor reader) {
   auto& st = self->state;
   st.model = std::move(model);
   st.opts = opts;
@@ -328,23 +331,9 @@ caf::behavior saga_manager(manager_t* self, std::shared_ptr<const saga_model> mo
   st.journal_actor = std::move(journal_actor);
   st.send = std::move(send);
   st.checkpoint_stream = saga_checkpoint_stream(st.model->name());
-  auto cp = load_checkpoint(st);
-  st.processed = st.checkpointed = cp.position;
-  for (auto& key : cp.reload) st.to_reload.emplace(key, 0);
-  if (cp.low_water > 0) {
-    st.find_open_through = st.store->head_position();
-    if (cp.low_water <= cp.position) {
-      st.rescan_next = cp.low_water;
-      st.rescan_through = cp.position;
-    }
-  }
+  st.reader = std::move(reader);
   st.feed = follow_events(self, std::move(feed), feed_opts);
-  // The first retry loads the parked instances and starts reading: from the low-water
-  // mark up to the checkpoint only to find the open instances (which are loaded, their
-  // pending commands sent again), then on after the checkpoint.
-  st.restart_feed = true;
-  st.retry_scheduled = true;
-  self->send(self, again_atom::value);
+  start_manager(self);
   return {
     [self](saga_outcome& o) {
       self->state.queued.push_back(std::move(o));
@@ -353,9 +342,10 @@ caf::behavior saga_manager(manager_t* self, std::shared_ptr<const saga_model> mo
     [self](again_atom) {
       auto& st = self->state;
       st.retry_scheduled = false;
-      if (st.busy) return schedule_retry(self);
+      if (st.busy || st.loading) return schedule_retry(self);
       if (!load_unrouted(self)) return;
       park_waiting(self);
+      if (prefetch_reloads(self)) return; // then again
       std::vector<std::string> keys;
       for (auto& kv : st.to_reload) keys.push_back(kv.first);
       for (auto& key : keys)
@@ -457,9 +447,10 @@ caf::behavior saga_manager(manager_t* self, std::shared_ptr<const saga_model> mo
 caf::actor spawn_saga_manager(caf::actor_system& sys, std::shared_ptr<const saga_model> model,
                               saga_options opts, std::shared_ptr<journal> store,
                               caf::actor journal_actor, caf::actor feed, feed_options feed_opts,
-                              saga_command_sender send) {
+                              saga_command_sender send, caf::actor reader) {
   return sys.spawn(saga_detail::saga_manager, std::move(model), opts, std::move(store),
-                   std::move(journal_actor), std::move(feed), feed_opts, std::move(send));
+                   std::move(journal_actor), std::move(feed), feed_opts, std::move(send),
+                   std::move(reader));
 }
 
 } // namespace cairn

@@ -36,11 +36,12 @@ using saga_command_sender = std::function<void(command_message, reply_handler)>;
 /// reason) with true once done (or an error: not_found if no such instance is parked);
 /// its parked input events likewise: saga_parked_events_atom (a
 /// std::vector<parked_saga_event>), (saga_retry_event_atom, position) and
-/// (saga_close_event_atom, position, reason).
+/// (saga_close_event_atom, position, reason). Its start and instance loads read the
+/// store through `reader` (store_readers.hpp; null: inline).
 caf::actor spawn_saga_manager(caf::actor_system& sys, std::shared_ptr<const saga_model> model,
                               saga_options opts, std::shared_ptr<journal> store,
                               caf::actor journal_actor, caf::actor feed, feed_options feed_opts,
-                              saga_command_sender send);
+                              saga_command_sender send, caf::actor reader = {});
 
 } // namespace cairn
 

@@ -10,6 +10,7 @@
 #include <set>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -17,7 +18,9 @@
 #include <caf/response_promise.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include "cairn/saga_admin.hpp"
 #include "cairn/saga_process.hpp"
+#include "cairn/saga_records.hpp"
 #include "event_feed.hpp"
 #include "rate_limited_log.hpp"
 #include "saga_manager.hpp"
@@ -91,6 +94,10 @@ struct unrouted_state {
   std::vector<unrouted_write> unwritten;          ///< to store in the next round
   std::vector<unrouted_request> requests;         ///< to run between rounds
   std::vector<unrouted_request> after_round;      ///< retried: done once the round is stored
+  /// `parked` and its resolved positions as read on a reader thread at the start
+  /// (saga_loading.cpp), taken by load_unrouted().
+  std::optional<expected<std::map<uint64_t, parked_saga_event>>> preread;
+  std::vector<uint64_t> preread_resolved;
 };
 
 struct manager_state {
@@ -133,6 +140,13 @@ struct manager_state {
   uint64_t rounds_failed = 0;
 
   unrouted_state unrouted;
+
+  // Store reads on the node's reader threads (saga_loading.cpp); null reader: inline.
+  caf::actor reader;
+  bool loading = false; // such a read is out: rounds and deliveries wait for it
+  /// Instances loaded ahead for the events, reloads or retries that come next; taken
+  /// by get_or_load(). Only instances not in `live`: none of ours writes their streams.
+  std::unordered_map<std::string, expected<std::unique_ptr<saga_process>>> prefetched;
 
   std::vector<saga_outcome> queued;
   std::vector<admin_request> admin;
@@ -190,8 +204,28 @@ void run_unrouted_requests(manager_t* self);
 void store_unrouted(manager_t* self);
 /// The round is stored (or failed): retries done in it are recorded next.
 void finish_unrouted_round(manager_t* self, bool failed);
-/// The last stored checkpoint (position 0 and nothing open if none).
-saga_checkpoint load_checkpoint(const manager_state& st);
+/// The last stored checkpoint of saga `name` in `checkpoint_stream` (position 0 and
+/// nothing open if none).
+saga_checkpoint load_checkpoint(const journal& store, std::string_view name,
+                                const stream_id& checkpoint_stream);
+
+// saga_loading.cpp: store reads off CAF's scheduler threads, when the node has readers.
+/// Reads the checkpoint and the parked input events (on a reader thread if it can),
+/// then starts: the first retry loads the instances and starts reading events.
+void start_manager(manager_t* self);
+/// Instance `key` as loaded ahead (taken from `prefetched`), else loaded here and now.
+expected<std::unique_ptr<saga_process>> load_instance(manager_state& st, const std::string& key);
+/// Forgets what was loaded ahead for `key` (its stream is about to change).
+inline void forget_prefetched(manager_state& st, const std::string& key) {
+  if (!st.prefetched.empty()) st.prefetched.erase(key);
+}
+/// With a reader: if event `events[i]`, the next to route, needs an instance that is not
+/// in memory, starts loading the instances of events[i..] ahead (next_round() follows)
+/// and returns true: deliver() stops before it.
+bool prefetch_for_events(manager_t* self, const std::vector<const envelope*>& events, size_t i);
+/// With a reader: starts loading the instances to reload ahead (again_atom follows) and
+/// returns true; false if there is nothing to load or no reader.
+bool prefetch_reloads(manager_t* self);
 
 } // namespace saga_detail
 } // namespace cairn

@@ -18,6 +18,7 @@ void park(manager_t* self, const std::string& key, error why, std::vector<uint64
   st.live.erase(key);
   st.touched.erase(key);
   st.to_reload.erase(key);
+  forget_prefetched(st, key);
   // What it did in memory since its last write is lost with it: it parks as stored.
   auto p = saga_process::load(*st.store, st.model, key);
   if (!p) {
@@ -64,6 +65,7 @@ expected<saga_process*> reload_parked(manager_t* self, const std::string& key) {
   auto& st = self->state;
   if (auto it = st.live.find(key); it != st.live.end() && !it->second->parked())
     return not_parked(st, key);
+  forget_prefetched(st, key);
   auto p = saga_process::load(*st.store, st.model, key);
   if (!p) return p.error();
   if (!(*p)->parked()) return not_parked(st, key);
@@ -181,10 +183,11 @@ void write_checkpoint(manager_t* self) {
       });
 }
 
-saga_checkpoint load_checkpoint(const manager_state& st) {
-  auto version = st.store->stream_version(st.checkpoint_stream);
+saga_checkpoint load_checkpoint(const journal& store, std::string_view name,
+                                const stream_id& checkpoint_stream) {
+  auto version = store.stream_version(checkpoint_stream);
   if (version && *version > 0) {
-    auto last = st.store->read_stream(st.checkpoint_stream, *version, 1);
+    auto last = store.read_stream(checkpoint_stream, *version, 1);
     if (last && !last->empty()) {
       auto& e = last->front();
       if (e.schema_version == 1) {
@@ -194,13 +197,13 @@ saga_checkpoint load_checkpoint(const manager_state& st) {
       } else if (auto cp = decode<saga_checkpoint>(e.payload)) {
         return std::move(*cp);
       }
-      log().error("saga {}: ignoring a corrupt checkpoint ({} version {})", st.model->name(),
-                  event_id(e), e.schema_version);
+      log().error("saga {}: ignoring a corrupt checkpoint ({} version {})", name, event_id(e),
+                  e.schema_version);
     }
   }
   if (!version)
-    log().error("saga {}: cannot read its checkpoint ({}); starting from the first event",
-                st.model->name(), version.error().describe());
+    log().error("saga {}: cannot read its checkpoint ({}); starting from the first event", name,
+                version.error().describe());
   return {};
 }
 

@@ -133,7 +133,11 @@ bool load_unrouted(manager_t* self) {
   auto& st = self->state;
   if (st.unrouted.loaded) return true;
   std::vector<uint64_t> resolved;
-  auto parked = read_parked_saga_events(*st.store, st.model->name(), &resolved);
+  // Read at the start on a reader thread (saga_loading.cpp), or here and now.
+  auto& pre = st.unrouted.preread;
+  auto parked = pre ? std::move(*pre) : read_parked_saga_events(*st.store, st.model->name(), &resolved);
+  if (pre) resolved = std::move(st.unrouted.preread_resolved);
+  pre.reset();
   if (!parked) {
     if (transient(parked.error())) {
       st.warnings.log(log(), spdlog::level::warn,

@@ -45,12 +45,13 @@ caf::actor spawn_router(caf::actor_system& sys, std::shared_ptr<const aggregate_
 
 /// A projection actor: starts from its checkpoint in `checkpoints` (if given and
 /// `options` ask for checkpoints), follows the event feed `feed` (event_feed.hpp)
-/// from there, applies events, answers queries and rebuilds on rebuild_atom.
+/// from there, applies events, answers queries and rebuilds on rebuild_atom. Loads
+/// and saves its checkpoints through `reader` (store_readers.hpp; null: inline).
 caf::actor spawn_projection(caf::actor_system& sys, std::shared_ptr<const projection_model> model,
                             std::shared_ptr<journal> store, caf::actor feed,
                             std::shared_ptr<snapshot_store> checkpoints,
                             projection_options options, feed_options feed_opts,
-                            std::chrono::nanoseconds query_timeout);
+                            std::chrono::nanoseconds query_timeout, caf::actor reader = {});
 
 /// An event subscription's dead letters: parked_events_atom lists them (a
 /// std::vector<parked_event>); (retry_parked_atom) calls the handler again on each,
@@ -64,12 +65,14 @@ using discard_parked_atom = caf::atom_constant<caf::atom("dropparked")>;
 /// once, after the position stored in `checkpoints` under "notification-<subscription>",
 /// or, with none stored (or no `checkpoints`), after position `start_after`. After
 /// options.max_attempts failures on one event it parks the event (stored under
-/// "notification_parked-<subscription>") and goes on.
+/// "notification_parked-<subscription>") and goes on. Its store reads and writes go
+/// through `reader` (store_readers.hpp; null: inline).
 caf::actor spawn_notification(caf::actor_system& sys, std::string subscription,
                               event_filter filter, event_handler handler,
                               notification_options options, uint64_t start_after,
                               std::shared_ptr<journal> store, caf::actor feed,
-                              std::shared_ptr<snapshot_store> checkpoints, feed_options feed_opts);
+                              std::shared_ptr<snapshot_store> checkpoints, feed_options feed_opts,
+                              caf::actor reader = {});
 
 
 } // namespace cairn

@@ -9,6 +9,7 @@
 #include <caf/stateful_actor.hpp>
 
 #include <caf/atom.hpp>
+#include <caf/skip.hpp>
 
 namespace cairn {
 
@@ -95,6 +96,16 @@ caf::behavior reader_actor(reader_actor_t* self, std::shared_ptr<store_readers> 
 }
 
 } // namespace
+
+caf::behavior hold_messages(caf::event_based_actor* self) {
+  self->set_default_handler(caf::skip);
+  return {[](read_done_atom, uint64_t) {}}; // never sent to this actor: a placeholder
+}
+
+void serve_after_load(caf::event_based_actor* self, caf::behavior running) {
+  self->set_default_handler(caf::print_and_drop);
+  self->become(std::move(running));
+}
 
 caf::actor spawn_reader(caf::actor_system& sys, std::shared_ptr<store_readers> pool) {
   return sys.spawn(reader_actor, std::move(pool));

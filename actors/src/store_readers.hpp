@@ -80,6 +80,13 @@ void read_off_thread(Self* self, const caf::actor& reader, Read read, Done done)
     });
 }
 
+/// The behavior of an actor that must finish a load (run with read_off_thread) before
+/// it serves: every message waits in the mailbox (CAF 0.17 has no stash) until
+/// serve_after_load(). Only the load's own answer gets through.
+caf::behavior hold_messages(caf::event_based_actor* self);
+/// Ends hold_messages(): `self` switches to `running`, then handles what waited, in order.
+void serve_after_load(caf::event_based_actor* self, caf::behavior running);
+
 } // namespace cairn
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cairn::read_job)

@@ -10,32 +10,15 @@
 #include <cairn/test_node.hpp>
 
 #include "actors/eventually.hpp"
+#include "actors/waiter_saga.hpp"
 #include "bank/account.hpp"
 
 using namespace cairn;
 using cairn::test::eventually;
+using cairn::test::waiter_saga;
 using cairn::testkit::test_node;
 
 namespace {
-
-struct waiting_started {};
-inline auto describe(type<waiting_started>) { return schema<waiting_started>("waiting_started", 1); }
-
-/// Starts an instance per opened account, which then waits for ever.
-struct waiter_saga {
-  static constexpr std::string_view name = "waiter";
-  using event_type = std::variant<waiting_started>;
-  using input_type = std::variant<bank::opened>;
-  using decision = saga_decision<event_type>;
-  bool started = false;
-  static std::string correlate(const envelope& e, const bank::opened&) { return e.stream.id; }
-  decision react(const bank::opened&) const {
-    if (started) return nothing;
-    return waiting_started{};
-  }
-  bool done() const { return false; }
-  void apply(const waiting_started&) { started = true; }
-};
 
 /// The last checkpoint stored for saga "waiter".
 envelope last_checkpoint(journal& store) {

@@ -5,59 +5,20 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <future>
-#include <mutex>
 
-#include <cairn/journal_wrapper.hpp>
 #include <cairn/test_node.hpp>
 
 #include "actors/eventually.hpp"
+#include "actors/gated_store.hpp"
 #include "bank/account.hpp"
 
 using namespace cairn;
 using cairn::test::eventually;
+using cairn::test::gated_journal;
 using namespace std::chrono_literals;
 
 namespace {
-
-/// A store whose reads wait on a "server": reads of streams whose id starts with
-/// "slow", and (when gate_read_all is set) every read_all, block until release().
-class gated_journal : public journal_wrapper {
-public:
-  using journal_wrapper::journal_wrapper;
-
-  std::atomic<bool> gate_read_all{false};
-  mutable std::atomic<int> waiting{0};
-
-  void release() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    open_ = true;
-    opened_.notify_all();
-  }
-
-  expected<std::vector<envelope>> read_stream(const stream_id& stream, uint64_t from,
-                                              size_t max) const override {
-    if (stream.id.rfind("slow", 0) == 0) wait();
-    return journal_wrapper::read_stream(stream, from, max);
-  }
-  expected<std::vector<envelope>> read_all(uint64_t from, size_t max) const override {
-    if (gate_read_all) wait();
-    return journal_wrapper::read_all(from, max);
-  }
-  bool reads_wait_on_server() const override { return true; }
-
-private:
-  void wait() const {
-    ++waiting;
-    std::unique_lock<std::mutex> lock(mutex_);
-    opened_.wait(lock, [this] { return open_; });
-    --waiting;
-  }
-  mutable std::mutex mutex_;
-  mutable std::condition_variable opened_;
-  bool open_ = false;
-};
 
 /// Opens the gate when the test ends, also when it fails, so the node can stop.
 struct release_at_exit {
@@ -65,16 +26,10 @@ struct release_at_exit {
   ~release_at_exit() { store.release(); }
 };
 
-/// Runs `commands` (true if all succeeded) while a read waits at the gate: true if they
-/// all succeeded within 20 s. A node whose only scheduler thread waits on the read
-/// answers nothing: then the gate is opened so the test ends, and this is false.
+/// Runs `commands` while a read waits at the store's gate (gated_store.hpp).
 template <class F>
 bool serves_meanwhile(gated_journal& store, F commands) {
-  auto run = std::async(std::launch::async, commands);
-  if (run.wait_for(20s) == std::future_status::ready) return run.get();
-  store.release();
-  run.wait();
-  return false;
+  return test::serves_meanwhile(commands, [&] { store.release(); });
 }
 
 node_options one_thread_options(int read_threads) {
@@ -98,7 +53,7 @@ TEST_CASE("node: a slow recovery read leaves other aggregates serving (one sched
   std::promise<expected<command_reply>> slow_reply;
   n->send<bank::account>("slow-1", bank::open{"bob"},
                          [&](expected<command_reply> r) { slow_reply.set_value(std::move(r)); });
-  REQUIRE(eventually([&] { return store->waiting.load() == 1; }, std::chrono::seconds{10}));
+  REQUIRE(eventually([&] { return store->gate.waiting.load() == 1; }, std::chrono::seconds{10}));
 
   // The recovery of slow-1 waits on its read; live answers meanwhile.
   CHECK(serves_meanwhile(*store, [&] {
@@ -141,7 +96,7 @@ TEST_CASE("node: a slow catch-up read leaves aggregates serving (one scheduler t
     ++handled;
     last = e.position;
   }));
-  REQUIRE(eventually([&] { return store->waiting.load() >= 1; }, std::chrono::seconds{10}));
+  REQUIRE(eventually([&] { return store->gate.waiting.load() >= 1; }, std::chrono::seconds{10}));
   CHECK(serves_meanwhile(*store, [&] {
     for (int i = 0; i < 20; ++i)
       if (!n->execute<bank::account>("live", bank::deposit{1})) return false;
