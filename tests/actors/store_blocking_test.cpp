@@ -124,7 +124,7 @@ TEST_CASE("a snapshot save that waits on the store delays no command, and the ne
   CHECK(snaps->max_concurrent_saves.load() == 1);
 }
 
-TEST_CASE("a projection's checkpoint load and saves wait on reader threads; it resumes "
+TEST_CASE("a projection's checkpoint load and saves wait on reader threads, it resumes "
           "exactly from the checkpoint once loaded", "[store-readers]") {
   auto inner = make_memory_snapshot_store();
   auto store = make_memory_journal();
@@ -198,7 +198,7 @@ TEST_CASE("a projection's checkpoint load and saves wait on reader threads; it r
   CHECK(snaps->max_concurrent_saves.load() == 1);
 }
 
-TEST_CASE("a subscription's start waits on a reader thread; then it resumes after its "
+TEST_CASE("a subscription's start waits on a reader thread, then it resumes after its "
           "stored position, each event once, in order", "[store-readers]") {
   auto store = make_memory_journal();
   auto inner = make_memory_snapshot_store();
@@ -242,7 +242,7 @@ TEST_CASE("a subscription's start waits on a reader thread; then it resumes afte
   CHECK(seen == expected);
 }
 
-TEST_CASE("a saga's instance load waits on a reader thread; the node serves meanwhile and "
+TEST_CASE("a saga's instance load waits on a reader thread, the node serves meanwhile and "
           "the saga goes on once the store answers", "[store-readers]") {
   auto category = saga_category("waiter");
   auto store = std::make_shared<gated_journal>(make_memory_journal(), category_is(category));
