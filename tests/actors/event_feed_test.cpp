@@ -77,8 +77,13 @@ TEST_CASE("projections switch between store catch-up and the live feed with no g
   std::atomic<int> failed{0};
   auto store = make_memory_journal();
   fill(*store, 60, 500); // 30,000 events before the node starts
+  // Store reads inline, and on reader threads (the feed's gap fill goes there too).
+  auto read_threads = GENERATE(0, 2);
+  INFO("store read threads: " << read_threads);
   // A small ring and small hand-overs: followers fall behind and come back often.
-  test_node n{2, store, small_feed(256, 100)};
+  auto opts = small_feed(256, 100);
+  opts.store_read_threads = read_threads;
+  test_node n{2, store, opts};
   REQUIRE(n->register_aggregate<bank::account>());
 
   constexpr int writers = 8, per_writer = 400, direct_batches = 50;

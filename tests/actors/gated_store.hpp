@@ -71,6 +71,14 @@ public:
   }
   bool reads_wait_on_server() const override { return true; }
 
+  /// While set, commits are not published to listeners (as if their notices were lost).
+  std::atomic<bool> mute_listeners{false};
+  subscription subscribe(listener fn) override {
+    return journal_wrapper::subscribe([this, fn = std::move(fn)](const std::vector<envelope>& e) {
+      if (!mute_listeners) fn(e);
+    });
+  }
+
 private:
   stream_pred slow_;
 };

@@ -272,3 +272,55 @@ TEST_CASE("a saga's instance load waits on a reader thread, the node serves mean
   REQUIRE(first);
   CHECK(first->size() == 1);
 }
+
+TEST_CASE("the event feed fills a gap in its ring on a reader thread; commits that arrive "
+          "meanwhile wait, and followers get every event once, in order", "[store-readers]") {
+  auto store = std::make_shared<gated_journal>(make_memory_journal(),
+                                               [](const stream_id&) { return false; });
+  test_node n(1, store, one_thread_two_readers());
+  struct open_at_exit {
+    gated_journal& s;
+    ~open_at_exit() { s.release(); }
+  } guard{*store};
+  REQUIRE(n->register_aggregate<bank::account>());
+  for (int i = 0; i < 10; ++i)
+    REQUIRE(n->execute<bank::account>("a" + std::to_string(i), bank::open{"x"}));
+
+  std::mutex mutex;
+  std::vector<uint64_t> seen;
+  auto seen_now = [&] {
+    std::lock_guard<std::mutex> lock(mutex);
+    return seen;
+  };
+  REQUIRE(n->subscribe_events("follower", event_filter{}, [&](const envelope& e) {
+    std::lock_guard<std::mutex> lock(mutex);
+    seen.push_back(e.position);
+  })); // from the beginning (the default)
+  REQUIRE(eventually([&] { return seen_now().size() == 10; }));
+
+  // Commits 11..15 never reach the feed's ring; commit 16 does, after a gap that the
+  // feed reads from the store: that read waits at the gate.
+  store->mute_listeners = true;
+  for (int i = 0; i < 5; ++i) REQUIRE(n->execute<bank::account>("a0", bank::deposit{1}));
+  store->mute_listeners = false;
+  store->gate_read_all = true;
+  REQUIRE(n->execute<bank::account>("a1", bank::deposit{1}));
+  REQUIRE(eventually([&] { return store->gate.waiting.load() == 1; }, 10s));
+
+  // The node and the feed itself answer meanwhile; the new commits wait in the feed.
+  CHECK(serves_meanwhile(
+    [&] {
+      auto stats = n->feed_stats();
+      return stats && stats->store_reads >= 1 && live_serves(*n);
+    },
+    [&] { store->release(); }));
+  CHECK(seen_now().size() == 10);
+
+  store->release();
+  auto head = store->head_position();
+  REQUIRE(head == 37);
+  REQUIRE(eventually([&] { return seen_now().size() >= head; }));
+  std::vector<uint64_t> expected;
+  for (uint64_t p = 1; p <= head; ++p) expected.push_back(p);
+  CHECK(seen_now() == expected);
+}
