@@ -273,7 +273,7 @@ TEST_CASE("a saga's instance load waits on a reader thread, the node serves mean
   CHECK(first->size() == 1);
 }
 
-TEST_CASE("the event feed fills a gap in its ring on a reader thread; commits that arrive "
+TEST_CASE("the event feed fills a gap in its ring on a reader thread, commits that arrive "
           "meanwhile wait, and followers get every event once, in order", "[store-readers]") {
   auto store = std::make_shared<gated_journal>(make_memory_journal(),
                                                [](const stream_id&) { return false; });
