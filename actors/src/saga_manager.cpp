@@ -448,6 +448,13 @@ caf::actor spawn_saga_manager(caf::actor_system& sys, std::shared_ptr<const saga
                               saga_options opts, std::shared_ptr<journal> store,
                               caf::actor journal_actor, caf::actor feed, feed_options feed_opts,
                               saga_command_sender send, caf::actor reader) {
+  // With a store whose reads wait on a server, the manager gets a thread of its own: a
+  // saga step reads its target's version (saga_process) and the parking paths load
+  // instances inline, and those waits must not hold one of CAF's scheduler threads.
+  if (reader)
+    return sys.spawn<caf::detached>(saga_detail::saga_manager, std::move(model), opts,
+                                    std::move(store), std::move(journal_actor), std::move(feed),
+                                    feed_opts, std::move(send), std::move(reader));
   return sys.spawn(saga_detail::saga_manager, std::move(model), opts, std::move(store),
                    std::move(journal_actor), std::move(feed), feed_opts, std::move(send),
                    std::move(reader));

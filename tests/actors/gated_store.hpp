@@ -71,6 +71,13 @@ public:
   }
   bool reads_wait_on_server() const override { return true; }
 
+  /// When set, stream_version() of the streams it names waits at `gate` too.
+  stream_pred slow_versions;
+  expected<uint64_t> stream_version(const stream_id& stream) const override {
+    if (slow_versions && slow_versions(stream)) gate.wait();
+    return journal_wrapper::stream_version(stream);
+  }
+
   /// While set, commits are not published to listeners (as if their notices were lost).
   std::atomic<bool> mute_listeners{false};
   subscription subscribe(listener fn) override {

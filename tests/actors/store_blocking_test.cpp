@@ -18,6 +18,8 @@
 #include "actors/gated_store.hpp"
 #include "actors/waiter_saga.hpp"
 #include "bank/account.hpp"
+#include "bank/transfer.hpp"
+#include "bank/transfer_saga.hpp"
 
 using namespace cairn;
 using namespace cairn::test;
@@ -271,6 +273,38 @@ TEST_CASE("a saga's instance load waits on a reader thread, the node serves mean
   auto first = store->read_stream(stream_id{category, "first"}, 1, 10);
   REQUIRE(first);
   CHECK(first->size() == 1);
+}
+
+TEST_CASE("a saga step that waits on the store for its target's version holds no scheduler "
+          "thread, the transfer completes once the store answers", "[store-readers]") {
+  auto store = std::make_shared<gated_journal>(make_memory_journal(),
+                                               [](const stream_id&) { return false; });
+  store->slow_versions = id_starts_with("payee");
+  test_node n(1, store, one_thread_two_readers());
+  struct open_at_exit {
+    gated_journal& s;
+    ~open_at_exit() { s.release(); }
+  } guard{*store};
+  REQUIRE(n->register_aggregate<bank::account>());
+  REQUIRE(n->register_aggregate<bank::transfer>());
+  REQUIRE(n->register_saga<bank::transfer_saga>());
+  REQUIRE(n->execute<bank::account>("payer", bank::open{"p"}));
+  REQUIRE(n->execute<bank::account>("payer", bank::deposit{100}));
+  REQUIRE(n->execute<bank::account>("payee-1", bank::open{"q"}));
+  // The saga withdraws from the payer, then reads payee-1's version to deposit there.
+  REQUIRE(n->execute<bank::transfer>("t1", bank::request_transfer{"payer", "payee-1", 10}));
+  REQUIRE(eventually([&] { return store->gate.waiting.load() >= 1; }, 10s));
+
+  CHECK(serves_meanwhile([&] { return live_serves(*n); }, [&] { store->release(); }));
+  store->release();
+  auto completed = [&] {
+    auto events = store->read_stream(stream_id{"transfer", "t1"}, 1, 10);
+    return events && !events->empty() && events->back().type == "transfer_completed";
+  };
+  REQUIRE(eventually(completed));
+  auto payee = store->read_stream(stream_id{"account", "payee-1"}, 1, 10);
+  REQUIRE(payee);
+  CHECK(payee->size() == 2); // opened, and the transfer's one deposit
 }
 
 TEST_CASE("the event feed fills a gap in its ring on a reader thread, commits that arrive "
