@@ -107,7 +107,7 @@ TEST_CASE("postgres: a bad schema name is an invalid argument", "[postgres]") {
   }
 }
 
-TEST_CASE("postgres: the longest schema name stores and notifies; a longer one is refused",
+TEST_CASE("postgres: the longest schema name stores and notifies, a longer one is refused",
           "[postgres]") {
   // Its NOTIFY channel, "cairn.<schema>", must fit PostgreSQL's 63-byte names: with a
   // longer schema every append would fail in pg_notify.
