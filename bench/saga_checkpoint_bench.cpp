@@ -13,32 +13,15 @@
 #include <cairn/saga_process.hpp>
 #include <cairn/test_node.hpp>
 
+#include "actors/waiter_saga.hpp" // the test saga: one instance per account, open for ever
 #include "bank/account.hpp"
 #include "bench_support.hpp"
 
 using namespace cairn;
+using cairn::test::waiter_saga;
 using cairn::testkit::test_node;
 
 namespace {
-
-struct waiting_started {};
-inline auto describe(type<waiting_started>) { return schema<waiting_started>("waiting_started", 1); }
-
-/// One instance per opened account, waiting for ever.
-struct waiter_saga {
-  static constexpr std::string_view name = "waiter";
-  using event_type = std::variant<waiting_started>;
-  using input_type = std::variant<bank::opened>;
-  using decision = saga_decision<event_type>;
-  bool started = false;
-  static std::string correlate(const envelope& e, const bank::opened&) { return e.stream.id; }
-  decision react(const bank::opened&) const {
-    if (started) return nothing;
-    return waiting_started{};
-  }
-  bool done() const { return false; }
-  void apply(const waiting_started&) { started = true; }
-};
 
 template <class F>
 bool wait_until(F done, std::chrono::seconds limit) {
