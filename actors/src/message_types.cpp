@@ -25,7 +25,7 @@ error from_caf(const caf::error& e) {
     std::string msg;
     if (e.context().match_elements<std::string>()) msg = e.context().get_as<std::string>(0);
     auto code = e.code();
-    if (code == 0 || code > static_cast<uint8_t>(errc::invalid_argument))
+    if (code == 0 || code > static_cast<uint8_t>(errc::fenced))
       return {errc::unavailable, "unknown cairn error code " + std::to_string(code)};
     return {static_cast<errc>(code), std::move(msg)};
   }
@@ -50,7 +50,7 @@ void add_message_types(caf::actor_system_config& cfg) {
   cfg.add_error_category(error_category, [](uint8_t code, caf::atom_value,
                                             const caf::message& ctx) -> std::string {
     std::string out = "cairn.";
-    out += code <= static_cast<uint8_t>(errc::invalid_argument)
+    out += code <= static_cast<uint8_t>(errc::fenced)
              ? std::string{to_string(static_cast<errc>(code))}
              : std::to_string(code);
     if (ctx.match_elements<std::string>()) out += ": " + ctx.get_as<std::string>(0);

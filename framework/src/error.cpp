@@ -13,6 +13,7 @@ std::string_view to_string(errc code) noexcept {
     case errc::unavailable: return "unavailable";
     case errc::corrupt: return "corrupt";
     case errc::invalid_argument: return "invalid_argument";
+    case errc::fenced: return "fenced";
   }
   return "unknown";
 }

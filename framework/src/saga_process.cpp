@@ -399,6 +399,7 @@ expected<void> saga_process::on_reply(uint64_t step_id, uint64_t send_seq,
     case errc::conflict:
       return resolve_conflict(it, store);
     case errc::unavailable:
+    case errc::fenced: // the stream's shard moved between nodes: send again later
       delayed_.emplace_back(step_id, send_seq);
       return {};
     default:

@@ -271,6 +271,7 @@ unsigned status_of(errc code) {
     case errc::not_found: return 404;
     case errc::timeout: return 504;
     case errc::unavailable: return 503;
+    case errc::fenced: return 503;
     case errc::invalid_argument: return 400;
     case errc::corrupt: return 500;
   }

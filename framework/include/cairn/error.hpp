@@ -19,6 +19,7 @@ enum class errc : uint8_t {
   unavailable = 5,      ///< the store or actor cannot serve now (shut down, not started)
   corrupt = 6,          ///< stored or received bytes do not decode
   invalid_argument = 7, ///< the caller passed something malformed
+  fenced = 8,           ///< a cluster node no longer owns the stream's shard; nothing was stored
 };
 
 /// Stable lower-case name of a code, e.g. "conflict".
@@ -57,6 +58,7 @@ inline bool is_not_found(const error& e) noexcept { return e.code() == errc::not
 inline bool is_timeout(const error& e) noexcept { return e.code() == errc::timeout; }
 inline bool is_unavailable(const error& e) noexcept { return e.code() == errc::unavailable; }
 inline bool is_corrupt(const error& e) noexcept { return e.code() == errc::corrupt; }
+inline bool is_fenced(const error& e) noexcept { return e.code() == errc::fenced; }
 inline bool is_invalid_argument(const error& e) noexcept {
   return e.code() == errc::invalid_argument;
 }

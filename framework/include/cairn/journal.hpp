@@ -25,6 +25,22 @@ inline constexpr uint64_t any = std::numeric_limits<uint64_t>::max();
 inline constexpr uint64_t no_stream = 0;
 } // namespace expected_version
 
+/// A cluster member's proof that it owns what it writes to: the lease it holds (a
+/// shard of streams, or a saga type) and the epoch it holds it under. A store that
+/// keeps leases (PostgreSQL) refuses, in the append's own transaction, an append
+/// whose lease has since been released or claimed by another member (a higher
+/// epoch): errc::fenced, nothing stored. Stores without leases refuse every fenced
+/// append with invalid_argument. The default token is inactive: no check.
+struct fence_token {
+  int32_t lease = -1; ///< lease id (cluster_store.hpp); -1: unfenced
+  uint64_t epoch = 0; ///< the epoch under which the writer holds the lease
+
+  bool active() const noexcept { return lease >= 0; }
+  friend bool operator==(const fence_token& a, const fence_token& b) {
+    return a.lease == b.lease && a.epoch == b.epoch;
+  }
+};
+
 /// One atomic write to one stream: all of `events` are stored, in order, or none.
 struct append_request {
   stream_id stream;
@@ -32,6 +48,8 @@ struct append_request {
   /// version, 0 for an empty stream), or expected_version::any.
   uint64_t expected_version = expected_version::any;
   std::vector<event_data> events;
+  /// Ownership the store checks before storing (cluster members only).
+  fence_token fence;
 };
 
 /// Where a successful append landed.
@@ -68,8 +86,9 @@ public:
   /// Stores a batch of independent requests with as few durable writes as the store
   /// allows (group commit). Each request succeeds or fails on its own; results are
   /// index-aligned with `batch`. Per request errors: conflict (expected version
-  /// mismatch: nothing of that request is stored), invalid_argument (bad stream
-  /// name or empty event list), unavailable (store closed or I/O failure: treat the
+  /// mismatch: nothing of that request is stored), fenced (its fence_token is
+  /// stale: nothing of it stored), invalid_argument (bad stream name, empty event
+  /// list, or a fence on a store without leases), unavailable (store closed or I/O failure: treat the
   /// whole batch as failed).
   virtual std::vector<expected<append_result>> append(std::vector<append_request> batch) = 0;
 
