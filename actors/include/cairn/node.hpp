@@ -32,7 +32,6 @@ class actor_system;
 namespace cairn {
 
 class node_config;
-class cluster_hooks;
 
 /// Receives a command's outcome, on one of the node's scheduler threads: keep it
 /// short and never block in it.
@@ -299,30 +298,6 @@ public:
   expected<void> add_saga(std::shared_ptr<const saga_model> model, saga_options opts);
   expected<void> add_projection(std::shared_ptr<const projection_model> model,
                                 projection_options opts);
-
-  /// Makes this node a cluster member (cairn::cluster attaches itself; applications
-  /// do not call this). Call once, before registering anything. From then on every
-  /// command goes through hooks->take() first, aggregates and saga managers fence
-  /// their appends with hooks->fence_for(), and registered sagas run only where
-  /// run_saga() starts them.
-  void attach_cluster(std::shared_ptr<cluster_hooks> hooks);
-
-  /// Runs `cmd` on this node, past the cluster's routing: for commands the cluster
-  /// forwarded here or held during a handoff. Without a cluster, as send_command().
-  void send_here(command_message cmd, reply_handler on_reply);
-
-  /// Passivates every live aggregate whose stream `which` selects: each finishes what
-  /// it has started and stops; commands reaching them meanwhile are answered with
-  /// errc::fenced. Calls `done` (on any thread) once all of them are down. For the
-  /// cluster's handoff of a shard; `which` runs on the routers' actors.
-  void stop_aggregates(std::function<bool(const stream_id&)> which, std::function<void()> done);
-
-  /// The registered sagas, as (name, stream category) pairs.
-  std::vector<std::pair<std::string, std::string>> saga_names() const;
-
-  /// With a cluster attached: starts (run = true) or stops saga `name`'s manager here.
-  /// Stopping waits until it is down. Errors: not_found, unavailable (node stopped).
-  expected<void> run_saga(const std::string& name, bool run);
 
   /// Stops routers (and their aggregates), projections, event subscriptions, the
   /// event feed and the journal actor, and
