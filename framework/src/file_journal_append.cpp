@@ -116,6 +116,12 @@ std::unique_ptr<journal::pending_append> file_journal_impl::begin_append(
         results.push_back(invalid("append to stream " + stream.str() + " has no events"));
         continue;
       }
+      if (request.fence.active()) {
+        results.push_back(invalid("append to stream " + stream.str() + " carries a fence "
+                                  "(lease " + std::to_string(request.fence.lease) + "), but the "
+                                  "file store keeps no leases: a cluster needs PostgreSQL"));
+        continue;
+      }
       name.assign(stream.category);
       name += '-';
       name += stream.id;

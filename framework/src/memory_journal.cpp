@@ -117,6 +117,11 @@ private:
     if (request.events.empty())
       return error{errc::invalid_argument,
                    "append to stream " + request.stream.str() + " has no events"};
+    if (request.fence.active())
+      return error{errc::invalid_argument,
+                   "append to stream " + request.stream.str() + " carries a fence (lease " +
+                     std::to_string(request.fence.lease) +
+                     "), but the memory store keeps no leases: a cluster needs PostgreSQL"};
     for (size_t i = 0; i < request.events.size(); ++i)
       if (request.events[i].type.empty())
         return error{errc::invalid_argument, "event " + std::to_string(i) +

@@ -124,7 +124,8 @@ std::vector<std::vector<size_t>> segments_of(const std::vector<append_request>& 
 query append_batch_call(const tables& t, const std::vector<append_request>& batch,
                         const std::vector<size_t>& segment, int64_t now) {
   array_builder streams(text_oid), expected(int8_oid), counts(int8_oid), request(int4_oid),
-    index(int8_oid), type(text_oid), schema(int8_oid), meta(bytea_oid), payload(bytea_oid);
+    index(int8_oid), type(text_oid), schema(int8_oid), meta(bytea_oid), payload(bytea_oid),
+    fence_lease(int4_oid), fence_epoch(int8_oid);
   int32_t r = 0;
   for (size_t i : segment) {
     auto& req = batch[i];
@@ -132,6 +133,8 @@ query append_batch_call(const tables& t, const std::vector<append_request>& batc
     streams.add(req.stream.str());
     expected.add_int8(req.expected_version == expected_version::any ? -1 : clamp(req.expected_version));
     counts.add_int8(static_cast<int64_t>(req.events.size()));
+    fence_lease.add_int4(req.fence.active() ? req.fence.lease : -1);
+    fence_epoch.add_int8(clamp(req.fence.epoch));
     int64_t k = 0;
     for (auto& e : req.events) {
       request.add_int4(r);
@@ -143,13 +146,14 @@ query append_batch_call(const tables& t, const std::vector<append_request>& batc
     }
   }
   return query{
-    "SELECT " + t.append_batch + "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    "SELECT " + t.append_batch + "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     {param{text_array_oid, streams.value()}, param{int8_array_oid, expected.value()},
      param{int8_array_oid, counts.value()}, param{int4_array_oid, request.value()},
      param{int8_array_oid, index.value()}, param{text_array_oid, type.value()},
      param{int8_array_oid, schema.value()}, param{bytea_array_oid, meta.value()},
      param{bytea_array_oid, payload.value()}, param{int8_oid, int8_value(now)},
-     param{text_oid, t.channel, true}},
+     param{text_oid, t.channel, true}, param{int4_array_oid, fence_lease.value()},
+     param{int8_array_oid, fence_epoch.value()}},
     true};
 }
 
@@ -172,6 +176,14 @@ std::optional<uint64_t> read_segment_answer(const PGresult* answer,
   for (size_t k = 0; k < segment.size(); ++k) {
     size_t i = segment[k];
     auto& req = batch[i];
+    if (v[2 + k] < 0) {
+      results[i] = error{errc::fenced, "nothing stored in stream " + req.stream.str() +
+                                         ": this member no longer holds lease " +
+                                         std::to_string(req.fence.lease) + " under epoch " +
+                                         std::to_string(req.fence.epoch) +
+                                         " (it was released or another member claimed it)"};
+      continue;
+    }
     uint64_t fv = static_cast<uint64_t>(v[2 + k]), fp = static_cast<uint64_t>(v[2 + segment.size() + k]);
     if (fp == 0) {
       results[i] = error{errc::conflict, "expected version " + std::to_string(req.expected_version) +

@@ -6,6 +6,10 @@
 // Version 3: events.stream compares bytewise (COLLATE "C": cheaper index lookups than a
 // locale's rules, and the order does not matter) and append_batch(), the function that
 // stores one round of a batch in one statement (below).
+// Version 4: a cluster's tables (cluster_info, members, leases, membership_log:
+// cluster_store.hpp) and append_batch() with fences: an append carrying (lease, epoch)
+// is stored only if that lease is held under that epoch, checked under the lease row's
+// share lock in the batch's own transaction.
 #include "pg_schema.hpp"
 
 #include "cairn/postgres_journal.hpp"
@@ -22,27 +26,44 @@ namespace {
 /// where first position 0 means a conflict and its first version is then the stream's
 /// current version. The timestamp is max(now_ns, the head's last one), so it never goes
 /// back. A missing head row raises P0002.
-std::string append_function(const tables& t) {
+std::string append_function(const tables& t, bool fenced) {
+  // Version 4 adds, per request, the fence's lease id (-1: none) and epoch. Fenced
+  // requests' lease rows are share-locked in id order (a claim locks them in the same
+  // order, so the two cannot deadlock) before anything is decided, so a claim either
+  // waits for this batch to commit or is seen by it. A refused fence answers first
+  // version -1 and first position 0.
+  std::string fence_params = fenced ? ", fence_leases integer[], fence_epochs bigint[]" : "";
+  std::string lock_leases =
+    fenced ? "  PERFORM 1 FROM (SELECT l.id FROM " + t.leases +
+               " l WHERE l.id = ANY(fence_leases) ORDER BY l.id FOR SHARE) locked;\n"
+           : "";
+  std::string unnest = fenced ? "unnest(streams, expected, counts, fence_leases, fence_epochs)"
+                                " WITH ORDINALITY AS r(s, x, n, fl, fe, i)"
+                              : "unnest(streams, expected, counts) WITH ORDINALITY AS r(s, x, n, i)";
+  std::string held = fenced ? "(r.fl < 0 OR EXISTS (SELECT 1 FROM " + t.leases +
+                                " l WHERE l.id = r.fl AND l.owner IS NOT NULL AND l.epoch = r.fe))"
+                            : "true";
   return "CREATE OR REPLACE FUNCTION " + t.append_batch +
          "(streams text[], expected bigint[], counts bigint[], event_request integer[],"
          " event_index bigint[], types text[], schema_versions bigint[], metas bytea[],"
-         " payloads bytea[], now_ns bigint, channel text) RETURNS bigint[]"
+         " payloads bytea[], now_ns bigint, channel text" + fence_params + ") RETURNS bigint[]"
          " LANGUAGE plpgsql AS $fn$\n"
          "DECLARE h bigint; ts bigint; fv bigint[]; fp bigint[]; total bigint;\n"
          "BEGIN\n"
          "  SELECT position, greatest(last_timestamp, now_ns) INTO h, ts FROM " + t.head +
          " WHERE id = 1 FOR UPDATE;\n"
          "  IF NOT FOUND THEN RAISE EXCEPTION 'the head row of " + t.head +
-         " (id = 1) is missing' USING ERRCODE = 'P0002'; END IF;\n"
-         "  SELECT array_agg(CASE WHEN ok THEN cur + 1 ELSE cur END ORDER BY i),"
+         " (id = 1) is missing' USING ERRCODE = 'P0002'; END IF;\n" + lock_leases +
+         "  SELECT array_agg(CASE WHEN ok THEN cur + 1 WHEN NOT held THEN -1 ELSE cur END ORDER BY i),"
          " array_agg(CASE WHEN ok THEN h + before + 1 ELSE 0 END ORDER BY i),"
          " COALESCE(sum(taken), 0) INTO fv, fp, total FROM (\n"
-         "    SELECT i, cur, ok, taken, sum(taken) OVER (ORDER BY i) - taken AS before FROM (\n"
-         "      SELECT r.i, c.cur, (r.x < 0 OR r.x = c.cur) AS ok,"
-         " CASE WHEN r.x < 0 OR r.x = c.cur THEN r.n ELSE 0 END AS taken\n"
-         "      FROM unnest(streams, expected, counts) WITH ORDINALITY AS r(s, x, n, i)\n"
-         "      CROSS JOIN LATERAL (SELECT COALESCE(max(e.version), 0) AS cur FROM " + t.events +
-         " e WHERE e.stream = r.s) c) d) w;\n"
+         "    SELECT i, cur, ok, held, taken, sum(taken) OVER (ORDER BY i) - taken AS before FROM (\n"
+         "      SELECT i, cur, held, (held AND (x < 0 OR x = cur)) AS ok,"
+         " CASE WHEN held AND (x < 0 OR x = cur) THEN n ELSE 0 END AS taken FROM (\n"
+         "        SELECT r.i, r.x, r.n, c.cur, " + held + " AS held\n"
+         "        FROM " + unnest + "\n"
+         "        CROSS JOIN LATERAL (SELECT COALESCE(max(e.version), 0) AS cur FROM " + t.events +
+         " e WHERE e.stream = r.s) c) b) d) w;\n"
          "  IF total > 0 THEN\n"
          "    INSERT INTO " + t.events +
          " (position, stream, version, type, schema_version, timestamp_ns, meta, payload)\n"
@@ -78,7 +99,31 @@ std::vector<std::string> migration_to(int version, const tables& t) {
     case 3:
       return {
         "ALTER TABLE " + t.events + " ALTER COLUMN stream TYPE text COLLATE \"C\"",
-        append_function(t),
+        append_function(t, false),
+      };
+    case 4:
+      return {
+        "CREATE TABLE " + t.cluster_info +
+          " (id integer PRIMARY KEY CHECK (id = 1), shards integer NOT NULL CHECK (shards > 0),"
+          " created_at timestamptz NOT NULL DEFAULT clock_timestamp())",
+        "CREATE TABLE " + t.members +
+          " (name text PRIMARY KEY, host text NOT NULL, port integer NOT NULL,"
+          " roles text[] NOT NULL, incarnation bigint NOT NULL, state text NOT NULL,"
+          " started_at timestamptz NOT NULL, heartbeat_at timestamptz NOT NULL)",
+        // Logged on purpose: an unlogged table is emptied after a server crash, which
+        // would reset the epochs that fence stale owners.
+        "CREATE TABLE " + t.leases +
+          " (id integer PRIMARY KEY, name text NOT NULL UNIQUE, owner text,"
+          " epoch bigint NOT NULL DEFAULT 0,"
+          " expires_at timestamptz NOT NULL DEFAULT '-infinity')",
+        "CREATE TABLE " + t.membership_log +
+          " (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp(),"
+          " seen_by text NOT NULL, member text NOT NULL, change text NOT NULL,"
+          " detail text NOT NULL)",
+        "DROP FUNCTION " + t.append_batch +
+          "(text[], bigint[], bigint[], integer[], bigint[], text[], bigint[], bytea[], bytea[],"
+          " bigint, text)",
+        append_function(t, true),
       };
     default:
       return {};
@@ -97,7 +142,9 @@ expected<void> rollback(lease& conn, std::string why) {
 tables::tables(const std::string& s)
     : schema(quote_ident(s)), info(schema + ".schema_info"), head(schema + ".head"),
       events(schema + ".events"), snapshots(schema + ".snapshots"),
-      append_batch(schema + ".append_batch"), channel("cairn." + s) {}
+      append_batch(schema + ".append_batch"), cluster_info(schema + ".cluster_info"),
+      members(schema + ".members"), leases(schema + ".leases"),
+      membership_log(schema + ".membership_log"), channel("cairn." + s) {}
 
 expected<void> check_schema_name(const std::string& schema) {
   // 57: the NOTIFY channel "cairn.<schema>" must fit PostgreSQL's 63-byte names.

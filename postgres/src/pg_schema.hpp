@@ -13,6 +13,7 @@ struct tables {
   explicit tables(const std::string& schema);
   std::string schema, info, head, events, snapshots;
   std::string append_batch; ///< the function storing one round of a batch (version 3)
+  std::string cluster_info, members, leases, membership_log; ///< a cluster's (version 4)
   std::string channel; ///< the NOTIFY channel (unquoted)
 };
 

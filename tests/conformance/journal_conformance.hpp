@@ -217,6 +217,28 @@ inline void invalid_arguments(const journal_factory& make) {
   CHECK(j->head_position() == 2);
 }
 
+/// A fence on a lease nobody holds is refused (fenced where the store keeps leases,
+/// invalid_argument where it keeps none) and stores nothing; its batch goes on.
+inline void unheld_fence_refused(const journal_factory& make) {
+  auto j = make();
+  auto a = sid("account", "1"), b = sid("account", "2");
+  auto fenced = req(a, expected_version::no_stream, 2);
+  fenced.fence = fence_token{7, 3};
+  std::vector<append_request> batch;
+  batch.push_back(fenced);
+  batch.push_back(req(b, expected_version::no_stream, 1));
+  auto results = j->append(std::move(batch));
+  REQUIRE(results.size() == 2);
+  REQUIRE_FALSE(results[0].has_value());
+  CHECK((results[0].error().code() == errc::fenced ||
+         results[0].error().code() == errc::invalid_argument));
+  CHECK_THAT(results[0].error().message(), Catch::Contains("account-1"));
+  REQUIRE(results[1].has_value());
+  CHECK(*results[1] == append_result{1, 1, 1, 1});
+  CHECK(version_of(*j, a) == 0);
+  CHECK(j->head_position() == 1);
+}
+
 inline void round_trip(const journal_factory& make) {
   auto j = make();
   auto s = sid("doc", "\xe2\x9c\x93-a-b");
@@ -448,6 +470,8 @@ inline void read_stream_all_helper(const journal_factory& make) {
   CAIRN_CONFORMANCE_CASE(s, f, read_all_ranges, "read_all returns global order from a position")  \
   CAIRN_CONFORMANCE_CASE(s, f, invalid_arguments,                                                 \
                          "bad stream names and empty appends are invalid arguments")              \
+  CAIRN_CONFORMANCE_CASE(s, f, unheld_fence_refused,                                              \
+                         "an append fenced with a lease nobody holds stores nothing")             \
   CAIRN_CONFORMANCE_CASE(s, f, round_trip,                                                        \
                          "type and schema version and metadata and payload round-trip exactly")   \
   CAIRN_CONFORMANCE_CASE(s, f, timestamps,                                                        \

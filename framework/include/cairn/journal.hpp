@@ -49,7 +49,7 @@ struct append_request {
   uint64_t expected_version = expected_version::any;
   std::vector<event_data> events;
   /// Ownership the store checks before storing (cluster members only).
-  fence_token fence;
+  fence_token fence{};
 };
 
 /// Where a successful append landed.

@@ -59,7 +59,7 @@ struct postgres_options {
 
 /// The schema version this Cairn writes. Older schemas are migrated on open; a newer one
 /// is refused with errc::unavailable naming both versions.
-inline constexpr int postgres_schema_version = 3;
+inline constexpr int postgres_schema_version = 4;
 
 /// Opens (creating or migrating its schema) the journal in the database named by
 /// `conninfo`: a libpq URL (postgresql://user:pw@host:port/db) or "key=value" string.
