@@ -145,5 +145,6 @@ int run_import(context& ctx, std::vector<std::string> args);
 int run_state(context& ctx, std::vector<std::string> args);
 int run_sagas(context& ctx, std::vector<std::string> args);
 int run_subscriptions(context& ctx, std::vector<std::string> args);
+int run_cluster(context& ctx, std::vector<std::string> args);
 
 } // namespace cairn::cli

@@ -33,6 +33,8 @@ Subcommands:
   sagas failed            parked saga instances; `sagas retry|close SAGA KEY` answers one
   subscriptions failed    events subscriptions parked; `subscriptions retry|discard NAME
                           POSITION` answers one
+  cluster status          a cluster's members, shard and saga owners with their epochs,
+                          and membership changes (PostgreSQL only)
 
 Options:
   --data DIR              the data folder (default ./data; a node folder's events/ is
@@ -56,6 +58,7 @@ constexpr subcommand subcommands[] = {
   {"streams", run_streams}, {"read", run_read},     {"tail", run_tail},     {"stats", run_stats},
   {"verify", run_verify},   {"export", run_export}, {"import", run_import},
   {"state", run_state},      {"sagas", run_sagas},   {"subscriptions", run_subscriptions},
+  {"cluster", run_cluster},
 };
 
 int usage(const std::string& where, const std::string& message) {
