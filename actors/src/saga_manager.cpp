@@ -395,7 +395,10 @@ caf::behavior saga_manager(manager_t* self, std::shared_ptr<const saga_model> mo
       s.checkpointed = st.checkpointed;
       s.open = st.to_reload.size();
       for (auto& kv : st.live) {
-        if (kv.second->parked()) {
+        // Parked counts once stored: until its round's writes are done, an instance
+        // being parked is still open (a node stopped meanwhile resumes it as it was).
+        if (kv.second->parked() && st.outstanding == 0 && !kv.second->has_append() &&
+            !st.touched.count(kv.first)) {
           ++s.parked;
         } else {
           ++s.open;
