@@ -30,12 +30,14 @@ std::string append_function(const tables& t, bool fenced) {
   // Version 4 adds, per request, the fence's lease id (-1: none) and epoch. Fenced
   // requests' lease rows are share-locked in id order (a claim locks them in the same
   // order, so the two cannot deadlock) before anything is decided, so a claim either
-  // waits for this batch to commit or is seen by it. A refused fence answers first
-  // version -1 and first position 0.
+  // waits for this batch to commit or is seen by it (a batch without fences skips the
+  // lock). A refused fence answers first version -1 and first position 0.
   std::string fence_params = fenced ? ", fence_leases integer[], fence_epochs bigint[]" : "";
   std::string lock_leases =
-    fenced ? "  PERFORM 1 FROM (SELECT l.id FROM " + t.leases +
+    fenced ? "  IF (SELECT max(f) FROM unnest(fence_leases) f) >= 0 THEN\n"
+             "    PERFORM 1 FROM (SELECT l.id FROM " + t.leases +
                " l WHERE l.id = ANY(fence_leases) ORDER BY l.id FOR SHARE) locked;\n"
+             "  END IF;\n"
            : "";
   std::string unnest = fenced ? "unnest(streams, expected, counts, fence_leases, fence_epochs)"
                                 " WITH ORDINALITY AS r(s, x, n, fl, fe, i)"
