@@ -444,9 +444,10 @@ TEST_CASE("a projection started on a full store catches up and goes live without
 TEST_CASE("a query that throws reports an error and the projection keeps serving") {
   test_node n;
   register_bank(*n);
-  REQUIRE(n->execute<bank::account>("q1", bank::open{"ann"}));
+  auto opened = n->execute<bank::account>("q1", bank::open{"ann"});
+  REQUIRE(opened);
   auto bad = n->query<bank::balances>(
-    [](const bank::balances& b) { return b.by_account.at("no such account"); });
+    [](const bank::balances& b) { return b.by_account.at("no such account"); }, opened->position);
   REQUIRE_FALSE(bad);
   REQUIRE(is_invalid_argument(bad.error()));
   REQUIRE(bad.error().message().find("the query threw") != std::string::npos);
