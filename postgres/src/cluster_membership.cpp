@@ -109,6 +109,11 @@ void cluster_membership::round() {
   }
   auto view = store_->view();
   if (!view) return;
+  // One lease row per shard, ids 0 .. shards-1 first (cluster_store::open makes them); a
+  // table someone edited by hand is skipped, not trusted.
+  if (view->leases.size() < shards_) return;
+  for (uint32_t s = 0; s < shards_; ++s)
+    if (view->leases[s].id != static_cast<int32_t>(s)) return;
   for (auto& m : view->members)
     if (m.name != me && m.state == "up" && m.heartbeat_age_ms > options_.member_timeout.count()) {
       auto declared = store_->set_state(me, m.name, "dead", options_.member_timeout);

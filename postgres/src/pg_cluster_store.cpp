@@ -22,8 +22,7 @@ param int4_array(const std::vector<int32_t>& ids) {
 }
 
 std::string text_at(const PGresult* r, int row, int col) {
-  if (PQgetisnull(r, row, col)) return {};
-  return std::string(PQgetvalue(r, row, col), static_cast<size_t>(PQgetlength(r, row, col)));
+  return PQgetisnull(r, row, col) ? std::string{} : pg::get_bytes(r, row, col);
 }
 
 int64_t int8_at(const PGresult* r, int row, int col) {
