@@ -12,6 +12,8 @@
 #include <caf/stateful_actor.hpp>
 
 #include "append_inbox.hpp"
+#include "cairn/cluster_hooks.hpp"
+#include "idempotency_memory.hpp"
 #include "log.hpp"
 #include "message_types.hpp"
 #include "node_metrics.hpp"
@@ -33,6 +35,7 @@ struct aggregate_context {
   aggregate_options options;
   std::shared_ptr<const command_metrics> metrics; // null: metrics off
   caf::actor reader; // recovery reads run through it, off CAF's threads (null: inline)
+  std::shared_ptr<cluster_hooks> cluster; // null: not a cluster member (no fences)
 };
 
 /// An instance rebuilt from the store: by the actor itself, or on a reader thread
@@ -41,7 +44,19 @@ struct recovery {
   std::unique_ptr<aggregate_instance> instance;
   error broken; // set when the state could not be rebuilt from the store
   uint64_t snapshot_version = 0;
+  std::unique_ptr<idempotency_memory> keys; // null until a keyed event is seen
+  fence_token fence; // taken before reading the store
 };
+
+/// Feeds `e`'s idempotency key (if any) to `r`'s memory.
+void observe_key(const aggregate_context& ctx, recovery& r, const envelope& e) {
+  if (ctx.options.idempotency_window == 0) return;
+  if (!r.keys) {
+    if (!e.meta.find(idempotency_key_entry)) return;
+    r.keys = std::make_unique<idempotency_memory>(ctx.options.idempotency_window);
+  }
+  r.keys->observe(e);
+}
 
 bool snapshots_on(const aggregate_context& ctx) {
   return ctx.snapshots && ctx.options.snapshot_every > 0;
@@ -68,6 +83,9 @@ std::optional<std::string> other_history(const aggregate_context& ctx, const str
 /// so it may run on a reader thread.
 recovery recover_from_store(const aggregate_context& ctx, const stream_id& stream) {
   recovery r;
+  // The fence first: once this member holds the shard under that epoch, no earlier
+  // owner can store anything more, so the read below sees the whole stream.
+  if (ctx.cluster) r.fence = ctx.cluster->fence_for(stream);
   r.instance = ctx.model->make_instance();
   auto& instance = r.instance;
   auto& broken = r.broken;
@@ -78,8 +96,15 @@ recovery recover_from_store(const aggregate_context& ctx, const stream_id& strea
     } else if (*snap) {
       if (auto other = other_history(ctx, stream, **snap))
         log().warn("aggregate {}: ignoring snapshot: {}", stream.str(), *other);
-      else if (auto ok = instance->restore(**snap); ok)
+      else if (auto ok = instance->restore(**snap); ok) {
         r.snapshot_version = (*snap)->version;
+        // The keys of the commands just before the snapshot: a retry may follow one.
+        if (auto window = ctx.options.idempotency_window; window > 0) {
+          auto first = r.snapshot_version > window ? r.snapshot_version - window + 1 : 1;
+          if (auto before = ctx.store->read_stream(stream, first, r.snapshot_version - first + 1))
+            for (auto& e : *before) observe_key(ctx, r, e);
+        }
+      }
       else
         log().info("aggregate {}: ignoring snapshot: {}", stream.str(), ok.error().describe());
     }
@@ -95,6 +120,7 @@ recovery recover_from_store(const aggregate_context& ctx, const stream_id& strea
       break;
     }
     for (auto& e : *events) {
+      observe_key(ctx, r, e);
       if (auto ok = instance->replay(e); !ok) {
         broken = error{ok.error().code(), "cannot recover " + stream.str() + ": " +
                                             ok.error().message()};
@@ -127,6 +153,12 @@ struct aggregate_state {
   std::vector<std::pair<command_message, command_reply_to>> waiting;
   size_t next_waiting = 0;
 
+  std::unique_ptr<idempotency_memory> keys; // recent keyed commands (null: none yet)
+  std::string in_flight_key; // the idempotency key of the command in flight, if any
+  fence_token fence; // what appends carry (cluster members)
+  bool fenced_out = false; // lost the lease: answers fenced until the router stops it
+  caf::actor_addr router;
+
   bool recovering = false; // a recovery runs on a reader thread (busy is set too)
   bool just_recovered = false; // the waiting commands see that recovery's outcome
 
@@ -136,6 +168,8 @@ struct aggregate_state {
     instance = std::move(r.instance);
     broken = std::move(r.broken);
     snapshot_version = r.snapshot_version;
+    keys = std::move(r.keys);
+    fence = r.fence;
   }
 
   /// Rebuilds the state here and now (on the actor's thread).
@@ -194,6 +228,37 @@ void requeue_first(aggregate_state& st, command_message& cmd, command_reply_to& 
     st.waiting.emplace(st.waiting.begin(), std::move(cmd), std::move(rp));
 }
 
+/// This member no longer holds the stream's shard under the epoch the state was
+/// recovered with (the lease moved, perhaps away and back): answers `rp` and every
+/// waiting command with errc::fenced (nothing of them is stored, so the cluster
+/// routes them again), and from then on every command that still reaches it, while
+/// the router passivates it; the next command here recovers afresh.
+error fenced_error(const aggregate_state& st) {
+  return error{errc::fenced, "aggregate " + st.stream.str() + " moved: its shard's lease " +
+                               std::to_string(st.fence.lease) + " is not held under epoch " +
+                               std::to_string(st.fence.epoch) + " any more"};
+}
+
+void fence_out(aggregate_actor_t* self, command_reply_to& rp, bool by_store) {
+  auto& st = self->state;
+  log().info("aggregate {}: {} its shard's lease; stopping", st.stream.str(),
+             by_store ? "the store refused an append under a stale epoch of"
+                      : "this member no longer holds (under the same epoch)");
+  st.ctx->cluster->fenced(st.stream, by_store);
+  auto why = fenced_error(st);
+  rp.deliver(why);
+  for (; st.next_waiting < st.waiting.size(); ++st.next_waiting)
+    st.waiting[st.next_waiting].second.deliver(why);
+  st.waiting.clear();
+  st.next_waiting = 0;
+  st.busy = false;
+  st.fenced_out = true;
+  if (auto router = caf::actor_cast<caf::actor>(st.router))
+    self->send(router, passivate_atom::value, st.stream.id);
+  else
+    self->quit();
+}
+
 /// Runs one command. Either answers `rp` at once (rejection, no-op, error) or
 /// starts its append and marks the actor busy until the journal answers.
 void handle(aggregate_actor_t* self, command_message& cmd, command_reply_to& rp) {
@@ -206,6 +271,11 @@ void handle(aggregate_actor_t* self, command_message& cmd, command_reply_to& rp)
     st.recover();
   }
   if (st.broken) return rp.deliver(st.broken);
+  if (st.ctx->cluster && !(st.ctx->cluster->fence_for(st.stream) == st.fence && st.fence.active()))
+    return fence_out(self, rp, false);
+  auto* key = st.ctx->options.idempotency_window > 0 ? cmd.meta.find(idempotency_key_entry) : nullptr;
+  if (key && st.keys)
+    if (auto* first = st.keys->find(*key)) return rp.deliver(*first); // a retry
   auto version = st.instance->version();
   if (cmd.expected_version != expected_version::any && cmd.expected_version != version)
     return rp.deliver(error{errc::conflict, "expected version " +
@@ -218,9 +288,11 @@ void handle(aggregate_actor_t* self, command_message& cmd, command_reply_to& rp)
   st.busy = true;
   st.in_flight = std::move(rp);
   st.in_flight_events = static_cast<uint32_t>(decided->size());
+  if (key) st.in_flight_key = *key;
+  else st.in_flight_key.clear();
   // Straight to the journal's writer, which answers with an appended message
   // carrying the tag.
-  st.ctx->inbox->submit(append_request{st.stream, version, std::move(*decided)},
+  st.ctx->inbox->submit(append_request{st.stream, version, std::move(*decided), st.fence},
                         caf::actor_cast<caf::actor>(self), ++st.append_tag);
 }
 
@@ -237,8 +309,17 @@ void appended(aggregate_actor_t* self, uint64_t tag, expected<append_result> r) 
     } else {
       st.maybe_snapshot(self);
     }
+    if (!st.in_flight_key.empty()) {
+      if (!st.keys) st.keys = std::make_unique<idempotency_memory>(st.ctx->options.idempotency_window);
+      st.keys->remember(st.in_flight_key,
+                        command_reply{r->last_version, r->last_position, st.in_flight_events});
+    }
   } else {
     st.instance->discard();
+    if (r.error().code() == errc::fenced) {
+      st.busy = false;
+      return fence_out(self, rp, true);
+    }
     // Someone else wrote to this stream: catch up before the next command.
     reload = is_conflict(r.error());
   }
@@ -284,6 +365,7 @@ error queue_full(const stream_id& stream, size_t limit) {
 void accept(aggregate_actor_t* self, command_message& cmd, command_reply_to& rp) {
   auto& st = self->state;
   rp.count_in(st.ctx->metrics.get());
+  if (st.fenced_out) return rp.deliver(fenced_error(st));
   if (!st.busy) return handle(self, cmd, rp);
   auto limit = st.ctx->options.max_queued_commands;
   if (limit > 0 && st.waiting.size() - st.next_waiting >= limit)
@@ -292,8 +374,9 @@ void accept(aggregate_actor_t* self, command_message& cmd, command_reply_to& rp)
 }
 
 caf::behavior aggregate_actor(aggregate_actor_t* self, stream_id stream,
-                              std::shared_ptr<const aggregate_context> ctx) {
+                              std::shared_ptr<const aggregate_context> ctx, caf::actor_addr router) {
   auto& st = self->state;
+  st.router = std::move(router);
   st.stream = std::move(stream);
   st.ctx = std::move(ctx);
   start_recovery(self);
@@ -353,7 +436,7 @@ caf::actor spawn_aggregate(router_actor_t* self, const std::string& id) {
   auto& st = self->state;
   auto agg = self->spawn(aggregate_actor,
                                       stream_id{std::string{st.ctx->model->category()}, id},
-                                      st.ctx);
+                                      st.ctx, self->address());
   self->monitor(agg);
   st.ids.emplace(agg.address(), id);
   st.children->insert(agg.address());
@@ -526,6 +609,15 @@ caf::behavior router_actor(router_actor_t* self, std::shared_ptr<const aggregate
       park(self, cmd, command_reply_to{{}, std::move(sink.sink)});
     },
     [self](tick_atom) { passivate_idle(self); },
+    // From an aggregate that lost its shard's lease: passivate it like an idle one.
+    [self](passivate_atom, const std::string& id) {
+      auto& st = self->state;
+      auto it = st.live.find(id);
+      if (it == st.live.end() || it->second.actor.address() != self->current_sender()) return;
+      self->send(it->second.actor, passivate_atom::value);
+      st.draining.try_emplace(id);
+      st.live.erase(it);
+    },
   };
 }
 
@@ -534,8 +626,10 @@ caf::behavior router_actor(router_actor_t* self, std::shared_ptr<const aggregate
 caf::actor spawn_router(caf::actor_system& sys, std::shared_ptr<const aggregate_model> model,
                         std::shared_ptr<append_inbox> inbox, std::shared_ptr<journal> store,
                         std::shared_ptr<snapshot_store> snapshots, aggregate_options opts,
-                        std::shared_ptr<const command_metrics> metrics, caf::actor reader) {
+                        std::shared_ptr<const command_metrics> metrics, caf::actor reader,
+                        std::shared_ptr<cluster_hooks> cluster) {
   auto ctx = std::make_shared<aggregate_context>();
+  ctx->cluster = std::move(cluster);
   ctx->reader = std::move(reader);
   ctx->metrics = std::move(metrics);
   ctx->model = std::move(model);

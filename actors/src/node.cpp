@@ -15,6 +15,7 @@
 #include <caf/stateful_actor.hpp>
 
 #include "append_inbox.hpp"
+#include "cairn/cluster_hooks.hpp"
 #include "cairn/node_config.hpp"
 #include "event_feed.hpp"
 #include "log.hpp"
@@ -88,6 +89,7 @@ struct node::impl {
   std::unordered_map<std::string, caf::actor> projections; // by name
   std::unordered_map<std::string, caf::actor> subscriptions; // event handlers, by name
   std::unordered_map<std::string, caf::actor> sagas;         // saga managers, by name
+  std::shared_ptr<cluster_hooks> cluster; // null: not a cluster member
   bool stopped = false;
 
   /// The actor of event subscription `name`. Errors: not_found, unavailable (stopped).
@@ -165,7 +167,19 @@ expected<void> node::add_aggregate(std::shared_ptr<const aggregate_model> model,
                                       impl_->opts.metrics
                                         ? command_metrics::make(impl_->metrics, category)
                                         : nullptr,
-                                      impl_->reader));
+                                      impl_->reader, impl_->cluster));
+  return {};
+}
+
+expected<void> node::attach_cluster(std::shared_ptr<cluster_hooks> hooks) {
+  std::unique_lock<std::shared_mutex> guard{impl_->mutex};
+  if (impl_->stopped) return error{errc::unavailable, "node is shut down"};
+  if (!hooks) return error{errc::invalid_argument, "attach_cluster: no hooks"};
+  if (impl_->cluster) return error{errc::invalid_argument, "a cluster is attached already"};
+  if (!impl_->routers.empty())
+    return error{errc::invalid_argument,
+                 "attach the cluster before registering aggregates (their appends carry its fences)"};
+  impl_->cluster = std::move(hooks);
   return {};
 }
 
@@ -380,6 +394,12 @@ expected<void> node::close_saga_event(const std::string& name, uint64_t position
 }
 
 void node::send_command(command_message cmd, reply_handler on_reply) {
+  // Set once, before any aggregate exists, so reading it unlocked is safe.
+  if (impl_->cluster && impl_->cluster->take(cmd, on_reply)) return;
+  send_here(std::move(cmd), std::move(on_reply));
+}
+
+void node::send_here(command_message cmd, reply_handler on_reply) {
   // Straight to the router, one-way: a sender's commands to one aggregate stay in
   // order (CAF delivers in order between two parties; router and aggregate are
   // FIFO). The lane of the sending thread keeps the command for the timeout sweep,

@@ -23,6 +23,7 @@ namespace cairn {
 
 class append_inbox;
 struct command_metrics;
+class cluster_hooks;
 
 /// The journal: the inbox through which aggregates append (group commit on its own
 /// writer thread) and the actor that owns it and serves request-form appends.
@@ -41,7 +42,8 @@ caf::actor spawn_router(caf::actor_system& sys, std::shared_ptr<const aggregate_
                         std::shared_ptr<append_inbox> inbox, std::shared_ptr<journal> store,
                         std::shared_ptr<snapshot_store> snapshots, aggregate_options opts,
                         std::shared_ptr<const command_metrics> metrics = nullptr,
-                        caf::actor reader = {});
+                        caf::actor reader = {},
+                        std::shared_ptr<cluster_hooks> cluster = nullptr);
 
 /// A projection actor: starts from its checkpoint in `checkpoints` (if given and
 /// `options` ask for checkpoints), follows the event feed `feed` (event_feed.hpp)

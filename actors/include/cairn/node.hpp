@@ -32,6 +32,7 @@ class actor_system;
 namespace cairn {
 
 class node_config;
+class cluster_hooks;
 
 /// Receives a command's outcome, on one of the node's scheduler threads: keep it
 /// short and never block in it.
@@ -287,6 +288,17 @@ public:
   expected<A> state_as_of(const std::string& id, std::chrono::system_clock::time_point time) const {
     return cairn::state_as_of<A>(*store(), id, time);
   }
+
+  /// Makes this node a member of a cluster (cairn::cluster does it; applications do
+  /// not): from then on send_command() asks `hooks` whether a command runs here, and
+  /// aggregates fence their appends with hooks->fence_for(). Call it before
+  /// registering aggregates. Errors: invalid_argument (aggregates registered already,
+  /// or a cluster attached already), unavailable (stopped).
+  expected<void> attach_cluster(std::shared_ptr<cluster_hooks> hooks);
+
+  /// Runs `cmd` on this node without asking the cluster: for commands the cluster
+  /// has routed here.
+  void send_here(command_message cmd, reply_handler on_reply);
 
   /// Type-erased forms of the calls above.
   void send_command(command_message cmd, reply_handler on_reply);

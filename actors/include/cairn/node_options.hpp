@@ -24,6 +24,10 @@ struct aggregate_options {
   /// ("overloaded"): each waiting command costs at least one store write, so a longer
   /// queue would mostly wait into its timeout.
   size_t max_queued_commands = 1024;
+  /// Commands carrying an "idempotency-key" metadata entry that an instance
+  /// remembers (its most recent ones, also across recovery): the same key again is
+  /// answered with the original outcome and stores nothing. 0: no deduplication.
+  size_t idempotency_window = 256;
 };
 
 /// How the node keeps one projection's checkpoint: its position plus its read model
