@@ -128,6 +128,10 @@ void cluster_membership::round() {
   }
   bool changed = false;
   if (!release.empty()) {
+    if (options_.before_release) {
+      std::vector<uint32_t> shards(release.begin(), release.end());
+      options_.before_release(shards);
+    }
     {
       // Stop writing under them before they go.
       std::lock_guard<std::mutex> guard{mutex_};
@@ -146,7 +150,16 @@ void cluster_membership::round() {
     if (granted) grants = std::move(*granted);
   }
   std::lock_guard<std::mutex> guard{mutex_};
+  auto owners_before = owners_;
   for (uint32_t s = 0; s < shards_; ++s) owners_[s] = view->leases[s].owner;
+  live_.clear();
+  for (auto& m : view->members)
+    if (m.state == "up" && (m.name == me || m.heartbeat_age_ms <= options_.member_timeout.count()))
+      live_.push_back(m);
+  for (uint32_t s = 0; s < shards_; ++s) {
+    auto& owner = owners_[s];
+    if (!owner.empty() && owner != me && view->leases[s].expires_in_ms < 0) owner.clear();
+  }
   size_t newly = 0;
   for (auto& g : grants) {
     auto& h = held_[static_cast<size_t>(g.id)];
@@ -164,11 +177,16 @@ void cluster_membership::round() {
   }
   if (newly > 0)
     store_->log_change({0, me, me, "claimed", std::to_string(newly) + " shards"});
+  changed = changed || owners_ != owners_before;
   if (changed && on_change_) on_change_();
 }
 
 fence_token cluster_membership::fence_for(const stream_id& stream) const {
-  auto s = shard_of(stream, shards_);
+  return fence_of(shard_of(stream, shards_));
+}
+
+fence_token cluster_membership::fence_of(uint32_t s) const {
+  if (s >= shards_) return {};
   std::lock_guard<std::mutex> guard{mutex_};
   const auto& h = held_[s];
   if (h.epoch == 0 || steady::now() >= h.valid_until) return {};
@@ -187,6 +205,22 @@ std::vector<uint32_t> cluster_membership::held() const {
 std::string cluster_membership::owner_of(uint32_t shard) const {
   std::lock_guard<std::mutex> guard{mutex_};
   return shard < shards_ ? owners_[shard] : std::string{};
+}
+
+std::vector<member_row> cluster_membership::live_members() const {
+  std::lock_guard<std::mutex> guard{mutex_};
+  return live_;
+}
+
+bool cluster_membership::all_shards_owned() const {
+  std::lock_guard<std::mutex> guard{mutex_};
+  for (auto& owner : owners_) {
+    if (owner.empty()) return false;
+    bool live = false;
+    for (auto& m : live_) live = live || m.name == owner;
+    if (!live) return false;
+  }
+  return true;
 }
 
 void cluster_membership::halt() {
@@ -211,6 +245,11 @@ void cluster_membership::leave() {
     std::lock_guard<std::mutex> guard{mutex_};
     for (uint32_t s = 0; s < shards_; ++s)
       if (held_[s].epoch != 0) mine.push_back(static_cast<int32_t>(s));
+  }
+  if (!mine.empty() && options_.before_release)
+    options_.before_release(std::vector<uint32_t>(mine.begin(), mine.end()));
+  {
+    std::lock_guard<std::mutex> guard{mutex_};
     std::fill(held_.begin(), held_.end(), held_shard{});
   }
   const auto& me = options_.self.name;

@@ -28,6 +28,10 @@ struct membership_options {
   /// A held shard stops counting as held this long before its lease expires, timed on
   /// this process's steady clock from when the renewal was sent (pause-safe).
   std::chrono::milliseconds lease_margin{500};
+  /// Called on the loop's thread before shards this member holds are released (placed
+  /// elsewhere, or leave()), while still held: hand them off (stop taking their
+  /// commands, let those in flight finish). Keep it well within lease_ttl.
+  std::function<void(const std::vector<uint32_t>& shards)> before_release;
 };
 
 /// The shard of `stream` among `shards`: FNV-1a of "category-id", stable across
@@ -44,7 +48,8 @@ std::vector<std::string> place_shards(const cluster_view& view,
 class cluster_membership {
 public:
   /// Joins and starts the loop on a thread of its own. `on_change` (may be empty) is
-  /// called on that thread after each round that changed what this member holds.
+  /// called on that thread after each round that changed what this member holds or
+  /// who owns which shard.
   static expected<std::unique_ptr<cluster_membership>> start(std::unique_ptr<cluster_store> store,
                                                              membership_options options,
                                                              std::function<void()> on_change = {});
@@ -54,10 +59,16 @@ public:
   /// The fence for appends to `stream` now: its shard's lease and epoch if this member
   /// holds it (and its lease is not about to expire), else an inactive token.
   fence_token fence_for(const stream_id& stream) const;
+  /// The fence of `shard` (as fence_for() of a stream in it).
+  fence_token fence_of(uint32_t shard) const;
   /// The shards this member holds now.
   std::vector<uint32_t> held() const;
   /// The owner of `shard` in the last view read (empty if none).
   std::string owner_of(uint32_t shard) const;
+  /// The members that were up in the last view read (this one included).
+  std::vector<member_row> live_members() const;
+  /// Whether every shard had a live owner in the last view read.
+  bool all_shards_owned() const;
   uint32_t shards() const { return shards_; }
   /// Rounds run so far (tests wait on it).
   uint64_t rounds() const { return rounds_.load(); }
@@ -86,6 +97,7 @@ private:
   mutable std::mutex mutex_;
   std::vector<held_shard> held_;
   std::vector<std::string> owners_;
+  std::vector<member_row> live_;
   std::atomic<uint64_t> rounds_{0};
   std::atomic<bool> stop_{false};
   bool stopped_ = false;
