@@ -628,6 +628,22 @@ caf::behavior router_actor(router_actor_t* self, std::shared_ptr<const aggregate
       park(self, cmd, command_reply_to{{}, std::move(sink.sink)});
     },
     [self](tick_atom) { passivate_idle(self); },
+    // node::stop_aggregates: passivate the matching ones, like idle ones. On a cluster
+    // member they are those of shards it lost: they count as fenced.
+    [self](aggregate_filter& filter) {
+      auto& st = self->state;
+      for (auto it = st.live.begin(); it != st.live.end();) {
+        stream_id stream{std::string{st.ctx->model->category()}, it->first};
+        if (!filter.matches(stream)) {
+          ++it;
+          continue;
+        }
+        self->send(it->second.actor, passivate_atom::value);
+        if (st.ctx->cluster) st.ctx->cluster->fenced(stream, false);
+        st.draining.try_emplace(it->first);
+        it = st.live.erase(it);
+      }
+    },
     // From an aggregate that lost its shard's lease: passivate it like an idle one.
     [self](passivate_atom, const std::string& id) {
       auto& st = self->state;

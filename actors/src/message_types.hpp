@@ -2,6 +2,7 @@
 // between cairn::error and caf::error. Private to the actors library and its tests.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -90,5 +91,13 @@ error from_caf(const caf::error& e);
 
 } // namespace cairn
 
+namespace cairn {
+/// Which aggregates a router stops (node::stop_aggregates): local only.
+struct aggregate_filter {
+  std::function<bool(const stream_id&)> matches;
+};
+} // namespace cairn
+
 // Local-only messages: they carry closures and never leave the process.
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cairn::query_job)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cairn::aggregate_filter)

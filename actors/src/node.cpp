@@ -364,6 +364,16 @@ expected<void> node::run_saga(const std::string& name, fence_token fence) {
   return {};
 }
 
+void node::stop_aggregates(std::function<bool(const stream_id&)> which) {
+  std::vector<caf::actor> routers;
+  {
+    std::shared_lock<std::shared_mutex> guard{impl_->mutex};
+    if (impl_->stopped) return;
+    for (auto& kv : impl_->routers) routers.push_back(kv.second);
+  }
+  for (auto& r : routers) caf::anon_send(r, aggregate_filter{which});
+}
+
 void node::stop_saga(const std::string& name) {
   std::unique_lock<std::shared_mutex> guard{impl_->mutex};
   auto it = impl_->sagas.find(name);

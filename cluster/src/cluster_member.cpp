@@ -2,6 +2,7 @@
 #include "cairn/cluster_member.hpp"
 
 #include <algorithm>
+#include <iterator>
 #include <condition_variable>
 #include <fstream>
 #include <map>
@@ -114,6 +115,7 @@ private:
   expected<void> check_peers_accept_us(cluster_store& store);
   void connect_loop();
   void run_sagas_held_here();
+  void stop_aggregates_of_lost_shards();
 
   cluster_config& cfg_;
   const cluster_settings settings_;
@@ -130,7 +132,28 @@ private:
   bool stopping_ = false;
   bool left_ = false;
   std::map<std::string, fence_token> sagas_running_; // membership thread only
+  std::vector<uint32_t> held_before_;                 // membership thread only
 };
+
+/// The aggregates of shards this member held at the last round and holds no more (it
+/// handed them off, or it was paused or cut off and another member took them) stop:
+/// they find out now instead of at their next command, and free their memory.
+void member_impl::stop_aggregates_of_lost_shards() {
+  auto membership = membership_ptr_.load();
+  if (!membership) return;
+  auto held = membership->held();
+  std::vector<uint32_t> lost;
+  std::set_difference(held_before_.begin(), held_before_.end(), held.begin(), held.end(),
+                      std::back_inserter(lost));
+  held_before_ = std::move(held);
+  if (lost.empty()) return;
+  log().info("cluster: this member no longer holds {} shards; stopping their aggregates",
+             lost.size());
+  auto shards = membership->shards();
+  node_->stop_aggregates([lost, shards](const stream_id& stream) {
+    return std::binary_search(lost.begin(), lost.end(), shard_of(stream, shards));
+  });
+}
 
 /// Runs each saga type whose lease this member holds, under that lease's fence, and
 /// stops those whose lease it lost (after every membership round).
@@ -224,6 +247,7 @@ expected<void> member_impl::join() {
   };
   auto membership = cluster_membership::start(std::move(*store), std::move(opts), [this] {
     router_->wake();
+    stop_aggregates_of_lost_shards();
     run_sagas_held_here();
   });
   if (!membership) return std::move(membership).error();

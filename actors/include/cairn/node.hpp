@@ -308,6 +308,11 @@ public:
   /// Stops saga `name`'s manager on this node (its lease moved). Idempotent.
   void stop_saga(const std::string& name);
 
+  /// Passivates every live aggregate whose stream `which` selects (cairn::cluster:
+  /// those of shards this member no longer holds); their next command recovers them
+  /// afresh. `which` runs on the routers' actors. Returns at once.
+  void stop_aggregates(std::function<bool(const stream_id&)> which);
+
   /// Type-erased forms of the calls above.
   void send_command(command_message cmd, reply_handler on_reply);
   expected<command_reply> execute_command(command_message cmd);

@@ -39,7 +39,9 @@ struct cluster_status {
   uint64_t forwarded = 0;    ///< commands sent to other members
   uint64_t received = 0;     ///< commands other members sent here
   uint64_t rerouted = 0;     ///< commands routed again (owner moved or went down)
-  uint64_t fenced_local = 0; ///< aggregates stopped: this member lost their lease
+  /// Aggregates stopped because this member no longer holds their shard (handed off,
+  /// or lost while paused or cut off), found at a round or before a command.
+  uint64_t fenced_local = 0;
   uint64_t fenced_store = 0; ///< aggregates stopped: the store refused a stale epoch
 };
 
