@@ -76,8 +76,8 @@ inline double cpu_of(pid_t pid) {
   return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
-/// One cluster_bank_node process, output in `<work>/<name>.log`. SIGKILLed and reaped
-/// when destroyed.
+/// One cluster_bank_node process: its output in `<file_base>.log`, its status file
+/// `<file_base>.json`. SIGKILLed and reaped when destroyed.
 class member {
 public:
   member(const settings& s, std::string name, std::string file_base, const strings& args)
@@ -123,7 +123,9 @@ public:
     if (::waitpid(pid_, &status, WNOHANG) == 0) return;
     exited_ = true;
     auto log = read_file(log_);
-    fail(name_ + " exited (status " + std::to_string(status) + "); its log ends:\n" +
+    auto how = WIFEXITED(status) ? "with code " + std::to_string(WEXITSTATUS(status))
+                                 : "on signal " + std::to_string(WTERMSIG(status));
+    fail(name_ + " exited " + how + "; its log ends:\n" +
          log.substr(log.size() > 1500 ? log.size() - 1500 : 0));
   }
   std::optional<json> status() const { return read_json(status_); }
@@ -149,7 +151,8 @@ public:
   ~cluster() {
     members_.clear(); // killed before their schema goes
     if (PGconn* c = PQconnectdb(s_.url.c_str())) {
-      if (PQstatus(c) == CONNECTION_OK) PQclear(PQexec(c, ("SET client_min_messages = warning; DROP SCHEMA IF EXISTS " + schema_ + " CASCADE").c_str()));
+      auto drop = "SET client_min_messages = warning; DROP SCHEMA IF EXISTS " + schema_ + " CASCADE";
+      if (PQstatus(c) == CONNECTION_OK) PQclear(PQexec(c, drop.c_str()));
       PQfinish(c);
     }
   }
