@@ -29,6 +29,17 @@ double max_latency(cluster_fixture& c, const std::string& name) {
   return s.contains("drive") ? s["drive"].value("max_latency_ms", 0.0) : 0.0;
 }
 
+/// "node1 p50 .. p99 .. max .. ms, ..." for the named drivers.
+std::string latencies(cluster_fixture& c, const std::vector<std::string>& names) {
+  std::string out;
+  for (auto& n : names) {
+    auto d = c.status(n).value("drive", nlohmann::json::object());
+    out += (out.empty() ? "" : "; ") + n + " p50 " + ms(d.value("p50_ms", 0.0)) + " p99 " +
+           ms(d.value("p99_ms", 0.0)) + " max " + ms(d.value("max_latency_ms", 0.0));
+  }
+  return out;
+}
+
 /// Starts node1..3 (each driving `commands` deposits) and waits until all hold shards.
 void start_three(cluster_fixture& c, size_t commands) {
   for (auto& n : three) c.start(n, commands);
@@ -86,7 +97,7 @@ TEST_CASE("cluster: a member killed under load loses no acknowledged deposit and
   c.verify(three, three);
   std::cout << "kill: drivers done after " << done_at << " s; max latency " << ms(after)
             << (after > before ? " (after the kill)" : " (before the kill; after it less)")
-            << ", before the kill " << ms(before) << "\n";
+            << ", before the kill " << ms(before) << "\n  " << latencies(c, {"node1", "node3"}) << "\n";
 }
 
 TEST_CASE("cluster: a paused owner is fenced when it resumes and its deposits are stored once",
@@ -128,7 +139,11 @@ TEST_CASE("cluster: a member joining under load takes its share of the shards",
   start_three(c, per_node);
   c.wait("30% of the deposits are acknowledged", [&] { return c.acked_total(three) >= 3 * per_node * 3 / 10; }, 240s);
   size_t before_max = 0;
-  for (auto& n : three) before_max = std::max(before_max, c.owned(n).size());
+  double stall_before = 0;
+  for (auto& n : three) {
+    before_max = std::max(before_max, c.owned(n).size());
+    stall_before = std::max(stall_before, max_latency(c, n));
+  }
   c.make_certs("certs", {"node4"});
   c.start("node4", 0);
   const size_t share = c.shards / 4;
@@ -141,7 +156,9 @@ TEST_CASE("cluster: a member joining under load takes its share of the shards",
   double worst = 0;
   for (auto& n : three) worst = std::max(worst, max_latency(c, n));
   c.verify(three, {"node1", "node2", "node3", "node4"});
-  std::cout << "join: handoff stall (max latency over the drivers) " << ms(worst) << "\n";
+  std::cout << "join: max latency over the drivers " << ms(worst) << " at the end, " << ms(stall_before)
+            << " before node4 joined" << (worst > stall_before ? " (so the handoff stall is the former)" : "")
+            << "\n  " << latencies(c, three) << "\n";
 }
 
 TEST_CASE("cluster: a member whose certificate another CA signed cannot join",
