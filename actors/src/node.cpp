@@ -90,6 +90,9 @@ struct node::impl {
   std::unordered_map<std::string, caf::actor> subscriptions; // event handlers, by name
   std::unordered_map<std::string, caf::actor> sagas;         // saga managers, by name
   std::shared_ptr<cluster_hooks> cluster; // null: not a cluster member
+  // Registered sagas (on a cluster member they run only where their lease is held).
+  std::unordered_map<std::string, std::pair<std::shared_ptr<const saga_model>, saga_options>>
+    saga_models;
   bool stopped = false;
 
   /// The actor of event subscription `name`. Errors: not_found, unavailable (stopped).
@@ -316,17 +319,57 @@ expected<void> node::add_saga(std::shared_ptr<const saga_model> model, saga_opti
     return error{errc::invalid_argument, "saga " + name + ": " + problem};
   std::unique_lock<std::shared_mutex> guard{impl_->mutex};
   if (impl_->stopped) return error{errc::unavailable, "node is shut down"};
-  if (impl_->sagas.count(name))
+  if (impl_->saga_models.count(name))
     return error{errc::invalid_argument, "saga " + name + " is already registered"};
+  impl_->saga_models.emplace(name, std::make_pair(model, opts));
+  if (impl_->cluster) { // it runs where its lease is held: run_saga()
+    auto cluster = impl_->cluster;
+    guard.unlock();
+    cluster->saga_registered(name);
+    return {};
+  }
+  impl_->sagas.emplace(name, spawn_saga(std::move(model), opts, {}));
+  return {};
+}
+
+caf::actor node::spawn_saga(std::shared_ptr<const saga_model> model, saga_options opts,
+                            fence_token fence) {
   // The manager sends through this node; shutdown() stops it before the node goes.
   auto send = [this](command_message cmd, reply_handler on_reply) {
     send_command(std::move(cmd), std::move(on_reply));
   };
-  impl_->sagas.emplace(name, spawn_saga_manager(*impl_->sys, std::move(model), opts, impl_->store,
-                                                impl_->writer.actor, impl_->feed,
-                                                impl_->opts.feed, std::move(send),
-                                                impl_->reader));
+  saga_lease_hold lease;
+  if (fence.active()) {
+    lease.fence = fence;
+    lease.holds = [cluster = impl_->cluster, name = std::string{model->name()}, fence] {
+      return cluster->saga_fence(name) == fence;
+    };
+  }
+  return spawn_saga_manager(*impl_->sys, std::move(model), opts, impl_->store, impl_->writer.actor,
+                            impl_->feed, impl_->opts.feed, std::move(send), impl_->reader,
+                            std::move(lease));
+}
+
+expected<void> node::run_saga(const std::string& name, fence_token fence) {
+  std::unique_lock<std::shared_mutex> guard{impl_->mutex};
+  if (impl_->stopped) return error{errc::unavailable, "node is shut down"};
+  auto it = impl_->saga_models.find(name);
+  if (it == impl_->saga_models.end())
+    return error{errc::not_found, "no saga named \"" + name + "\""};
+  if (auto running = impl_->sagas.find(name); running != impl_->sagas.end()) {
+    caf::anon_send_exit(running->second, caf::exit_reason::user_shutdown);
+    impl_->sagas.erase(running);
+  }
+  impl_->sagas.emplace(name, spawn_saga(it->second.first, it->second.second, fence));
   return {};
+}
+
+void node::stop_saga(const std::string& name) {
+  std::unique_lock<std::shared_mutex> guard{impl_->mutex};
+  auto it = impl_->sagas.find(name);
+  if (it == impl_->sagas.end()) return;
+  caf::anon_send_exit(it->second, caf::exit_reason::user_shutdown);
+  impl_->sagas.erase(it);
 }
 
 expected<saga_status> node::saga_status_of(const std::string& name) {

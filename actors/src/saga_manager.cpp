@@ -26,6 +26,22 @@ caf::timespan sweep_interval(const saga_options& opts) {
                                    std::chrono::milliseconds{50});
 }
 
+bool lost_lease(manager_t* self, const error& why) {
+  auto& st = self->state;
+  if (why.code() != errc::fenced) return false;
+  if (!st.lost_lease)
+    log().info("saga {}: this member no longer holds the saga's lease; stopping here ({})",
+               st.model->name(), why.message());
+  st.lost_lease = true;
+  self->quit();
+  return true;
+}
+
+append_request fenced(const manager_state& st, append_request req) {
+  req.fence = st.lease.fence;
+  return req;
+}
+
 void schedule_retry(manager_t* self) {
   auto& st = self->state;
   if (st.retry_scheduled) return;
@@ -36,6 +52,11 @@ void schedule_retry(manager_t* self) {
 /// Hands a command to the node; its reply comes back as a saga_outcome.
 void dispatch(manager_t* self, const std::string& key, saga_dispatch d) {
   auto& st = self->state;
+  if (st.lost_lease) return;
+  if (st.lease.holds && !st.lease.holds()) {
+    lost_lease(self, error{errc::fenced, "the lease expired or moved"});
+    return;
+  }
   st.deadlines.push_back(
     deadline{caf::make_timestamp() + st.opts.step_timeout, key, d.step_id, d.send_seq});
   if (!st.sweeping) {
@@ -205,7 +226,8 @@ void store_round(manager_t* self, uint64_t through) {
     auto it = st.live.find(key);
     if (it == st.live.end() || !it->second->has_append()) continue;
     ++st.outstanding;
-    self->request(st.journal_actor, caf::infinite, append_atom::value, it->second->take_append())
+    self->request(st.journal_actor, caf::infinite, append_atom::value,
+                  fenced(st, it->second->take_append()))
       .then(
         [self, key](const append_result& r) {
           auto& st = self->state;
@@ -215,6 +237,7 @@ void store_round(manager_t* self, uint64_t through) {
         [self, key](caf::error& err) {
           auto& st = self->state;
           auto why = from_caf(err);
+          if (lost_lease(self, why)) return;
           st.round_failed = true;
           drop(self, key, why);
           // Storing it will not work by trying again (too large, say): park it. The
@@ -323,8 +346,9 @@ std::unique_ptr<feed_cursor> follow_events(manager_t* self, caf::actor feed,
 caf::behavior saga_manager(manager_t* self, std::shared_ptr<const saga_model> model,
                            saga_options opts, std::shared_ptr<journal> store,
                            caf::actor journal_actor, caf::actor feed, feed_options feed_opts,
-                           saga_command_sender send, caf::actor reader) {
+                           saga_command_sender send, caf::actor reader, saga_lease_hold lease) {
   auto& st = self->state;
+  st.lease = std::move(lease);
   st.model = std::move(model);
   st.opts = opts;
   st.store = std::move(store);
@@ -450,17 +474,19 @@ caf::behavior saga_manager(manager_t* self, std::shared_ptr<const saga_model> mo
 caf::actor spawn_saga_manager(caf::actor_system& sys, std::shared_ptr<const saga_model> model,
                               saga_options opts, std::shared_ptr<journal> store,
                               caf::actor journal_actor, caf::actor feed, feed_options feed_opts,
-                              saga_command_sender send, caf::actor reader) {
+                              saga_command_sender send, caf::actor reader,
+                              saga_lease_hold lease) {
   // With a store whose reads wait on a server, the manager gets a thread of its own: a
   // saga step reads its target's version (saga_process) and the parking paths load
   // instances inline, and those waits must not hold one of CAF's scheduler threads.
   if (reader)
     return sys.spawn<caf::detached>(saga_detail::saga_manager, std::move(model), opts,
                                     std::move(store), std::move(journal_actor), std::move(feed),
-                                    feed_opts, std::move(send), std::move(reader));
+                                    feed_opts, std::move(send), std::move(reader),
+                                    std::move(lease));
   return sys.spawn(saga_detail::saga_manager, std::move(model), opts, std::move(store),
                    std::move(journal_actor), std::move(feed), feed_opts, std::move(send),
-                   std::move(reader));
+                   std::move(reader), std::move(lease));
 }
 
 } // namespace cairn

@@ -28,6 +28,14 @@ using saga_close_event_atom = caf::atom_constant<caf::atom("sagaevclos")>;
 /// How the manager sends a command: the node's command path (node::send_command).
 using saga_command_sender = std::function<void(command_message, reply_handler)>;
 
+/// On a cluster member: the saga type's lease, which every append of the manager
+/// carries, and whether this member still holds it (asked before each command sent).
+/// The manager stops once either says it lost the lease. Default: no cluster.
+struct saga_lease_hold {
+  fence_token fence;
+  std::function<bool()> holds;
+};
+
 /// Spawns the manager of saga `model`: it resumes from its checkpoint in `store`
 /// (appending through `journal_actor`), follows the event feed `feed`, routes
 /// events to instances by correlation key, and sends their commands with `send`.
@@ -41,7 +49,8 @@ using saga_command_sender = std::function<void(command_message, reply_handler)>;
 caf::actor spawn_saga_manager(caf::actor_system& sys, std::shared_ptr<const saga_model> model,
                               saga_options opts, std::shared_ptr<journal> store,
                               caf::actor journal_actor, caf::actor feed, feed_options feed_opts,
-                              saga_command_sender send, caf::actor reader = {});
+                              saga_command_sender send, caf::actor reader = {},
+                              saga_lease_hold lease = {});
 
 } // namespace cairn
 

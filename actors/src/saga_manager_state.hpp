@@ -108,6 +108,8 @@ struct manager_state {
   std::shared_ptr<journal> store;
   caf::actor journal_actor;
   saga_command_sender send;
+  saga_lease_hold lease;  // cluster members only
+  bool lost_lease = false; // stopping: another member runs this saga now
   std::unique_ptr<feed_cursor> feed;
   stream_id checkpoint_stream;
   rate_limited_log warnings;
@@ -164,6 +166,10 @@ void finish_round(manager_t* self);
 /// Forgets instance `key` after an error; it is loaded again on the next retry.
 void drop(manager_t* self, const std::string& key, const error& why);
 void schedule_retry(manager_t* self);
+/// If `why` says the saga's lease moved (errc::fenced), stops the manager; true then.
+bool lost_lease(manager_t* self, const error& why);
+/// An append of the manager, fenced with its lease (if any).
+append_request fenced(const manager_state& st, append_request req);
 void store_round(manager_t* self, uint64_t through);
 saga_process* get_or_load(manager_t* self, const std::string& key, error* why = nullptr);
 

@@ -158,7 +158,7 @@ void write_checkpoint(manager_t* self) {
   st.busy = true;
   st.checkpoint_due = false;
   st.since_checkpoint = 0;
-  self->request(st.journal_actor, caf::infinite, append_atom::value, std::move(req))
+  self->request(st.journal_actor, caf::infinite, append_atom::value, fenced(st, std::move(req)))
     .then(
       [self, pos = cp.position](const append_result&) {
         self->state.checkpointed = pos;
@@ -168,6 +168,7 @@ void write_checkpoint(manager_t* self) {
       },
       [self](caf::error& err) {
         auto& st = self->state;
+        if (lost_lease(self, from_caf(err))) return;
         st.warnings.log(log(), spdlog::level::warn,
                         fmt::format("saga {}: checkpoint not stored: {}", st.model->name(),
                                     from_caf(err).describe()));

@@ -215,7 +215,7 @@ void store_unrouted(manager_t* self) {
     }
   }
   ++st.outstanding;
-  self->request(st.journal_actor, caf::infinite, append_atom::value, std::move(req))
+  self->request(st.journal_actor, caf::infinite, append_atom::value, fenced(st, std::move(req)))
     .then(
       [self, writes](const append_result&) {
         auto& st = self->state;
@@ -240,6 +240,7 @@ void store_unrouted(manager_t* self) {
       [self, writes](caf::error& err) {
         auto& st = self->state;
         auto why = from_caf(err);
+        if (lost_lease(self, why)) return;
         st.warnings.log(log(), spdlog::level::warn,
                         fmt::format("saga {}: parked events not stored: {}", st.model->name(),
                                     why.describe()));

@@ -77,8 +77,8 @@ expected<void> check_settings(const cluster_settings& c) {
   if (c.port > 65535) return bad("port must be at most 65535");
   if (c.shards == 0 || c.shards > 65536) return bad("shards must be between 1 and 65536");
   for (auto& r : c.roles)
-    if (r != "aggregates" && r != "projections")
-      return bad("unknown role \"" + r + "\" (roles: aggregates, projections)");
+    if (r != "aggregates" && r != "projections" && r != "sagas")
+      return bad("unknown role \"" + r + "\" (roles: aggregates, projections, sagas)");
   if (c.heartbeat_interval.count() <= 0 || c.lease_ttl.count() <= 0 || c.member_timeout.count() <= 0)
     return bad("heartbeat-interval, member-timeout and lease-ttl must be positive");
   if (c.lease_margin >= c.lease_ttl) return bad("lease-margin must be shorter than lease-ttl");
@@ -113,6 +113,7 @@ private:
   }
   expected<void> check_peers_accept_us(cluster_store& store);
   void connect_loop();
+  void run_sagas_held_here();
 
   cluster_config& cfg_;
   const cluster_settings settings_;
@@ -120,6 +121,7 @@ private:
   std::shared_ptr<cluster_router> router_;
   std::unique_ptr<node> node_;
   std::unique_ptr<cluster_membership> membership_;
+  std::atomic<cluster_membership*> membership_ptr_{nullptr}; // set once joined
   caf::actor endpoint_;
   uint16_t port_ = 0;
   std::thread connector_;
@@ -127,7 +129,29 @@ private:
   std::condition_variable wake_;
   bool stopping_ = false;
   bool left_ = false;
+  std::map<std::string, fence_token> sagas_running_; // membership thread only
 };
+
+/// Runs each saga type whose lease this member holds, under that lease's fence, and
+/// stops those whose lease it lost (after every membership round).
+void member_impl::run_sagas_held_here() {
+  auto membership = membership_ptr_.load();
+  if (!membership) return;
+  for (auto& [name, fence] : membership->sagas()) {
+    auto& running = sagas_running_[name];
+    if (fence.active() && !(running == fence)) {
+      if (auto ok = node_->run_saga(name, fence); ok) {
+        log().info("cluster: saga {} runs on this member (lease {}, epoch {})", name, fence.lease,
+                   fence.epoch);
+        running = fence;
+      }
+    } else if (!fence.active() && running.active()) {
+      log().info("cluster: saga {} stops on this member: its lease moved or lapsed", name);
+      node_->stop_saga(name);
+      running = {};
+    }
+  }
+}
 
 /// With TLS, a member proves before joining that a live member accepts its
 /// certificate: one signed by another CA is refused here, with a clear error, instead
@@ -188,10 +212,13 @@ expected<void> member_impl::join() {
   opts.before_release = [router = router_, bound](const std::vector<uint32_t>& shards) {
     router->drain(shards, bound);
   };
-  auto membership = cluster_membership::start(std::move(*store), std::move(opts),
-                                              [router = router_] { router->wake(); });
+  auto membership = cluster_membership::start(std::move(*store), std::move(opts), [this] {
+    router_->wake();
+    run_sagas_held_here();
+  });
   if (!membership) return std::move(membership).error();
   membership_ = std::move(*membership);
+  membership_ptr_ = membership_.get();
   router_->attach(node_.get(), membership_.get());
   connector_ = std::thread([this] { connect_loop(); });
   log().info("cluster: member {} joined, endpoint on {}:{}{}", settings_.name, settings_.host,
@@ -244,6 +271,7 @@ void member_impl::leave() {
   if (connector_.joinable()) connector_.join();
   // Hands every shard off (the router drains them), releases them, leaves.
   if (membership_) membership_->leave();
+  membership_ptr_ = nullptr;
   router_->stop();
   router_->attach(node_.get(), nullptr);
   if (endpoint_) {

@@ -28,10 +28,28 @@ cluster_router::cluster_router(std::string self, uint32_t shards,
 
 cluster_router::~cluster_router() { stop(); }
 
-void cluster_router::attach(node* local, const cluster_membership* membership) {
+void cluster_router::attach(node* local, cluster_membership* membership) {
   local_ = local;
   membership_ = membership;
+  std::vector<std::string> sagas;
+  {
+    std::lock_guard<std::mutex> guard{mutex_};
+    sagas.swap(sagas_before_join_);
+  }
+  if (membership)
+    for (auto& name : sagas) membership->add_saga(name);
   wake();
+}
+
+void cluster_router::saga_registered(const std::string& name) {
+  if (auto membership = membership_.load()) return membership->add_saga(name);
+  std::lock_guard<std::mutex> guard{mutex_};
+  sagas_before_join_.push_back(name);
+}
+
+fence_token cluster_router::saga_fence(const std::string& name) const {
+  auto membership = membership_.load();
+  return membership ? membership->saga_fence(name) : fence_token{};
 }
 
 bool cluster_router::take(command_message& cmd, reply_handler& on_reply) {

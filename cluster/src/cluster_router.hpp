@@ -43,11 +43,13 @@ public:
   ~cluster_router() override;
 
   /// Where commands go from now on (set once, before join() returns).
-  void attach(node* local, const cluster_membership* membership);
+  void attach(node* local, cluster_membership* membership);
 
   bool take(command_message& cmd, reply_handler& on_reply) override;
   fence_token fence_for(const stream_id& stream) const override;
   void fenced(const stream_id& stream, bool by_store) override;
+  void saga_registered(const std::string& name) override;
+  fence_token saga_fence(const std::string& name) const override;
 
   /// A command another member forwarded here: runs it if this member holds its shard
   /// (and is not handing it off), else answers errc::fenced so the sender routes again.
@@ -87,7 +89,7 @@ private:
   const uint32_t shards_;
   const std::chrono::nanoseconds routing_wait_;
   std::atomic<node*> local_{nullptr};
-  std::atomic<const cluster_membership*> membership_{nullptr};
+  std::atomic<cluster_membership*> membership_{nullptr};
   routing_counters counters_;
 
   mutable std::mutex mutex_;
@@ -96,6 +98,7 @@ private:
   std::vector<int64_t> in_flight_;       // commands running here, per shard
   std::unordered_map<std::string, std::shared_ptr<peer_link>> peers_;
   std::deque<std::pair<steady::time_point, pending_ptr>> waiting_; // (retry at, command)
+  std::vector<std::string> sagas_before_join_;
   bool stopped_ = false;
   bool woken_ = false;
   std::thread retry_thread_;

@@ -94,6 +94,7 @@ void cluster_membership::run() {
   while (!stop_) {
     round();
     ++rounds_;
+    if (on_change_) on_change_();
     std::unique_lock<std::mutex> guard{wake_mutex_};
     wake_.wait_for(guard, options_.heartbeat_interval, [this] { return stop_.load(); });
   }
@@ -143,6 +144,27 @@ void cluster_membership::round() {
     if (store_->release(me, release))
       store_->log_change({0, me, me, "released", std::to_string(release.size()) + " shards"});
   }
+  // Saga leases: ids after the shards, claimed by any member with the sagas role when
+  // free or expired (first come), kept by renewing.
+  bool runs_sagas = std::find(options_.self.roles.begin(), options_.self.roles.end(), "sagas") !=
+                    options_.self.roles.end();
+  std::vector<std::pair<std::string, int32_t>> saga_ids;
+  {
+    std::lock_guard<std::mutex> guard{mutex_};
+    for (auto& sg : sagas_) saga_ids.emplace_back(sg.name, sg.lease);
+  }
+  for (auto& [name, id] : saga_ids) {
+    if (id < 0) {
+      auto made = store_->saga_lease(name);
+      if (!made) continue;
+      id = *made;
+    }
+    if (!runs_sagas) continue;
+    const lease_row* row = nullptr;
+    for (auto& l : view->leases)
+      if (l.id == id) row = &l;
+    if (!row || row->owner == me || row->owner.empty() || row->expires_in_ms < 0) claim.push_back(id);
+  }
   std::vector<lease_grant> grants;
   auto sent = steady::now();
   if (!claim.empty()) {
@@ -161,7 +183,20 @@ void cluster_membership::round() {
     if (!owner.empty() && owner != me && view->leases[s].expires_in_ms < 0) owner.clear();
   }
   size_t newly = 0;
+  for (auto& sg : sagas_)
+    for (auto& [name, id] : saga_ids)
+      if (sg.name == name) sg.lease = id;
   for (auto& g : grants) {
+    if (g.id >= static_cast<int32_t>(shards_)) { // a saga's lease
+      for (auto& sg : sagas_)
+        if (sg.lease == g.id) {
+          if (g.granted && sg.held.epoch != g.epoch)
+            store_->log_change({0, me, me, "claimed", "saga " + sg.name});
+          sg.held = g.granted ? held_shard{g.epoch, sent + options_.lease_ttl - options_.lease_margin}
+                              : held_shard{};
+        }
+      continue;
+    }
     auto& h = held_[static_cast<size_t>(g.id)];
     if (g.granted) {
       if (h.epoch != g.epoch) {
@@ -177,8 +212,7 @@ void cluster_membership::round() {
   }
   if (newly > 0)
     store_->log_change({0, me, me, "claimed", std::to_string(newly) + " shards"});
-  changed = changed || owners_ != owners_before;
-  if (changed && on_change_) on_change_();
+  (void)changed; // on_change_ runs after every round: saga leases lapse with time too
 }
 
 fence_token cluster_membership::fence_for(const stream_id& stream) const {
@@ -205,6 +239,35 @@ std::vector<uint32_t> cluster_membership::held() const {
 std::string cluster_membership::owner_of(uint32_t shard) const {
   std::lock_guard<std::mutex> guard{mutex_};
   return shard < shards_ ? owners_[shard] : std::string{};
+}
+
+void cluster_membership::add_saga(const std::string& name) {
+  {
+    std::lock_guard<std::mutex> guard{mutex_};
+    for (auto& sg : sagas_)
+      if (sg.name == name) return;
+    sagas_.push_back(saga_hold{name, -1, {}});
+  }
+  wake_.notify_all();
+}
+
+fence_token cluster_membership::saga_fence(const std::string& name) const {
+  std::lock_guard<std::mutex> guard{mutex_};
+  for (auto& sg : sagas_)
+    if (sg.name == name && sg.held.epoch != 0 && steady::now() < sg.held.valid_until)
+      return fence_token{sg.lease, sg.held.epoch};
+  return {};
+}
+
+std::vector<std::pair<std::string, fence_token>> cluster_membership::sagas() const {
+  std::vector<std::pair<std::string, fence_token>> out;
+  std::vector<std::string> names;
+  {
+    std::lock_guard<std::mutex> guard{mutex_};
+    for (auto& sg : sagas_) names.push_back(sg.name);
+  }
+  for (auto& n : names) out.emplace_back(n, saga_fence(n));
+  return out;
 }
 
 std::vector<member_row> cluster_membership::live_members() const {
@@ -246,6 +309,15 @@ void cluster_membership::leave() {
     for (uint32_t s = 0; s < shards_; ++s)
       if (held_[s].epoch != 0) mine.push_back(static_cast<int32_t>(s));
   }
+  std::vector<int32_t> saga_leases;
+  {
+    std::lock_guard<std::mutex> guard{mutex_};
+    for (auto& sg : sagas_)
+      if (sg.held.epoch != 0) {
+        saga_leases.push_back(sg.lease);
+        sg.held = held_shard{};
+      }
+  }
   if (!mine.empty() && options_.before_release)
     options_.before_release(std::vector<uint32_t>(mine.begin(), mine.end()));
   {
@@ -253,6 +325,7 @@ void cluster_membership::leave() {
     std::fill(held_.begin(), held_.end(), held_shard{});
   }
   const auto& me = options_.self.name;
+  mine.insert(mine.end(), saga_leases.begin(), saga_leases.end());
   if (!mine.empty()) store_->release(me, mine);
   store_->set_state(me, me, "left");
 }

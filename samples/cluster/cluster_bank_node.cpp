@@ -5,7 +5,10 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <functional>
+#include <thread>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -15,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cairn/cluster_member.hpp>
+#include <cairn/cluster_membership.hpp>
 
 #include "balances_digest.hpp"
 #include "deposit_driver.hpp"
@@ -32,7 +36,9 @@ struct bank_node_config : cairn::cluster_config {
       .add(drive.commands, "commands", "deposits this member sends (0: none)")
       .add(drive.accounts, "accounts", "accounts acct-0 .. acct-(N-1)")
       .add(drive.window, "window", "deposits outstanding at once")
-      .add(drive.ack_file, "ack-file", "append one line per acknowledged deposit");
+      .add(drive.ack_file, "ack-file", "append one line per acknowledged deposit")
+      .add(drive.only, "only", "any, or local/remote: only accounts whose shard is held here/elsewhere")
+      .add(drive.wait_members, "wait-members", "start once this many members share the shards");
     caf::config_option_adder{custom_options_, "status"}
       .add(status_file, "file", "JSON status, rewritten every interval")
       .add(status_interval, "interval", "how often the status file is written");
@@ -113,8 +119,29 @@ int main(int argc, char** argv) {
     auto start_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                       std::chrono::system_clock::now().time_since_epoch())
                       .count();
+    auto shards = static_cast<uint32_t>(cfg.cluster.shards);
+    for (auto s = member.status(); cfg.drive.wait_members > 0; s = member.status()) {
+      auto members = s.live_members.size();
+      if (members >= cfg.drive.wait_members && s.all_shards_owned &&
+          s.owned_shards.size() >= shards / members)
+        break;
+      std::this_thread::sleep_for(std::chrono::milliseconds{20});
+    }
+    std::function<bool(const std::string&)> keep;
+    if (cfg.drive.only != "any") {
+      if (cfg.drive.only != "local" && cfg.drive.only != "remote") {
+        std::cerr << "cluster_bank_node: [drive] only must be any, local or remote\n";
+        return 2;
+      }
+      auto held = member.status().owned_shards; // use with wait-members: stable from then on
+      bool local = cfg.drive.only == "local";
+      keep = [held, shards, local](const std::string& id) {
+        auto s = cairn::shard_of(cairn::stream_id{"account", id}, shards);
+        return (std::find(held.begin(), held.end(), s) != held.end()) == local;
+      };
+    }
     driver = std::make_unique<cluster_sample::deposit_driver>(
-      node, cfg.drive, cfg.cluster.name + "-" + std::to_string(start_ms));
+      node, cfg.drive, cfg.cluster.name + "-" + std::to_string(start_ms), keep);
   }
   auto interval = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.status_interval);
   timespec wait{static_cast<time_t>(interval.count() / 1000),

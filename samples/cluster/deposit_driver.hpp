@@ -10,6 +10,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -26,6 +27,12 @@ struct drive_settings {
   size_t accounts = 200;
   size_t window = 32;  ///< deposits outstanding at once
   std::string ack_file; ///< one line per acknowledged deposit (empty: none)
+  /// "any", or "local"/"remote": only accounts whose shard this member holds / does
+  /// not hold when the driver starts (the benchmark's forwarded-command cost).
+  std::string only = "any";
+  /// Start once this many members with the aggregates role are live and the shards
+  /// are spread evenly over them (0: at once).
+  size_t wait_members = 0;
 };
 
 struct drive_stats {
@@ -36,11 +43,15 @@ struct drive_stats {
 
 class deposit_driver {
 public:
-  deposit_driver(cairn::node& node, drive_settings s, std::string key_prefix)
+  /// Drives the accounts for which `keep(account id)` holds (all if it is empty).
+  deposit_driver(cairn::node& node, drive_settings s, std::string key_prefix,
+                 const std::function<bool(const std::string&)>& keep = {})
       : node_(node), s_(std::move(s)), prefix_(std::move(key_prefix)) {
     if (!s_.ack_file.empty())
       ack_fd_ = ::open(s_.ack_file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    for (size_t i = 0; i < s_.accounts; ++i) todo_.push_back(job{i, 0, {}, true});
+    for (size_t i = 0; i < s_.accounts; ++i)
+      if (!keep || keep(account_id(i))) accounts_.push_back(i);
+    for (auto i : accounts_) todo_.push_back(job{i, 0, {}, true});
     for (size_t i = 0; i < s_.commands; ++i) later_.push_back(i + 1);
     thread_ = std::thread([this] { run(); });
   }
@@ -85,8 +96,10 @@ private:
            code == cairn::errc::timeout;
   }
 
+  static std::string account_id(size_t i) { return "acct-" + std::to_string(i); }
+
   void send(job j) {
-    auto id = "acct-" + std::to_string(j.account);
+    auto id = account_id(j.account);
     if (j.first_sent == clock::time_point{}) j.first_sent = clock::now();
     auto done = [this, j, id](cairn::expected<cairn::command_reply> r) { finished(j, id, r); };
     if (j.open) return node_.send<bank::account>(id, bank::open{"owner-" + id}, done);
@@ -136,10 +149,10 @@ private:
         } else if (!todo_.empty()) {
           next = todo_.front();
           todo_.pop_front();
-        } else if (opened_ == s_.accounts && !later_.empty()) {
+        } else if (opened_ == accounts_.size() && !later_.empty() && !accounts_.empty()) {
           auto seq = later_.front();
           later_.pop_front();
-          next = job{(seq * 7919) % s_.accounts, seq, {}, false};
+          next = job{accounts_[(seq * 7919) % accounts_.size()], seq, {}, false};
           ++stats_.sent;
         } else {
           break;
@@ -149,7 +162,7 @@ private:
         send(next);
         guard.lock();
       }
-      stats_.done = opened_ == s_.accounts && later_.empty() && retry_.empty() && in_flight_ == 0;
+      stats_.done = opened_ == accounts_.size() && (later_.empty() || accounts_.empty()) && retry_.empty() && in_flight_ == 0;
       // Retries wait a little: the cluster is moving the shard or finding its owner.
       changed_.wait_for(guard, std::chrono::milliseconds{retry_.empty() ? 50 : 20});
     }
@@ -163,6 +176,7 @@ private:
   std::condition_variable changed_;
   std::deque<job> todo_, retry_; // opens first, then retries
   std::deque<uint64_t> later_;   // deposits not sent yet
+  std::vector<size_t> accounts_; // the accounts driven
   size_t opened_ = 0, in_flight_ = 0;
   drive_stats stats_;
   std::vector<double> latencies_;

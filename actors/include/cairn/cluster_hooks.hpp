@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <string>
 
 #include "cairn/command.hpp"
 #include "cairn/expected.hpp"
@@ -33,6 +34,14 @@ public:
   /// An aggregate of `stream` stopped because its fence went stale: found before a
   /// command (`by_store` false) or refused by the store (`by_store` true).
   virtual void fenced(const stream_id& stream, bool by_store) = 0;
+
+  /// Saga type `name` was registered on this node. One member of the cluster runs
+  /// each saga type: the cluster claims the saga's lease and calls node::run_saga()
+  /// on the member that holds it (and node::stop_saga() when it loses it).
+  virtual void saga_registered(const std::string& name) = 0;
+
+  /// The fence of saga type `name`'s lease while this member holds it, else inactive.
+  virtual fence_token saga_fence(const std::string& name) const = 0;
 };
 
 } // namespace cairn

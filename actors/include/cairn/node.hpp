@@ -26,6 +26,7 @@
 #include "cairn/temporal.hpp"
 
 namespace caf {
+class actor;
 class actor_system;
 }
 
@@ -300,6 +301,13 @@ public:
   /// has routed here.
   void send_here(command_message cmd, reply_handler on_reply);
 
+  /// On a cluster member: starts the manager of saga `name` (registered with
+  /// register_saga), its appends fenced with `fence`; cairn::cluster calls it on the
+  /// member holding the saga's lease. Errors: not_found (unregistered), unavailable.
+  expected<void> run_saga(const std::string& name, fence_token fence);
+  /// Stops saga `name`'s manager on this node (its lease moved). Idempotent.
+  void stop_saga(const std::string& name);
+
   /// Type-erased forms of the calls above.
   void send_command(command_message cmd, reply_handler on_reply);
   expected<command_reply> execute_command(command_message cmd);
@@ -334,6 +342,9 @@ public:
   const node_options& options() const;
 
 private:
+  caf::actor spawn_saga(std::shared_ptr<const saga_model> model, saga_options opts,
+                        fence_token fence);
+
   struct impl;
   std::unique_ptr<impl> impl_;
 };

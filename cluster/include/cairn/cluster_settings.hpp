@@ -15,8 +15,9 @@ struct cluster_settings {
   size_t port = 0;                ///< its port (0: any free one)
   std::string postgres_url;       ///< the shared store (required)
   std::string postgres_schema = "cairn";
-  /// "aggregates" (owns shards), "projections" (runs the projections registered on it).
-  std::vector<std::string> roles = {"aggregates", "projections"};
+  /// "aggregates" (owns shards), "projections" (runs the projections registered on
+  /// it), "sagas" (may run saga managers: each saga type runs on one member).
+  std::vector<std::string> roles = {"aggregates", "projections", "sagas"};
   size_t shards = 64; ///< fixed when the cluster's tables are created
   /// Run without TLS (a warning is logged). Without it, a member without certificate,
   /// key and CA file refuses to start.

@@ -48,8 +48,7 @@ std::vector<std::string> place_shards(const cluster_view& view,
 class cluster_membership {
 public:
   /// Joins and starts the loop on a thread of its own. `on_change` (may be empty) is
-  /// called on that thread after each round that changed what this member holds or
-  /// who owns which shard.
+  /// called on that thread after each round (without the membership's lock held).
   static expected<std::unique_ptr<cluster_membership>> start(std::unique_ptr<cluster_store> store,
                                                              membership_options options,
                                                              std::function<void()> on_change = {});
@@ -69,6 +68,14 @@ public:
   std::vector<member_row> live_members() const;
   /// Whether every shard had a live owner in the last view read.
   bool all_shards_owned() const;
+
+  /// Saga type `name` runs in this cluster: a member with the "sagas" role claims its
+  /// lease when nobody holds it (one member runs each saga type). Any thread.
+  void add_saga(const std::string& name);
+  /// The fence of saga type `name`'s lease while this member holds it, else inactive.
+  fence_token saga_fence(const std::string& name) const;
+  /// The saga types added, each with saga_fence().
+  std::vector<std::pair<std::string, fence_token>> sagas() const;
   uint32_t shards() const { return shards_; }
   /// Rounds run so far (tests wait on it).
   uint64_t rounds() const { return rounds_.load(); }
@@ -98,6 +105,12 @@ private:
   std::vector<held_shard> held_;
   std::vector<std::string> owners_;
   std::vector<member_row> live_;
+  struct saga_hold {
+    std::string name;
+    int32_t lease = -1; ///< -1: id not known yet
+    held_shard held;
+  };
+  std::vector<saga_hold> sagas_;
   std::atomic<uint64_t> rounds_{0};
   std::atomic<bool> stop_{false};
   bool stopped_ = false;
