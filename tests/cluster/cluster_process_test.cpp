@@ -7,12 +7,18 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <fstream>
 #include <iostream>
 #include <set>
 #include <thread>
 
 #include <catch2/catch.hpp>
 
+#include <cairn/postgres_journal.hpp>
+#include <cairn/variant_codec.hpp>
+
+#include "bank/account.hpp"
+#include "cluster/balances_digest.hpp" // samples/cluster
 #include "cluster/cluster_fixture.hpp"
 
 using cairn::test::cluster_fixture;
@@ -207,4 +213,56 @@ TEST_CASE("cluster: a member without certificates refuses to start unless insecu
   CHECK_THAT(bare->log(), Catch::Contains("insecure = true"));
   CHECK_FALSE(c.member_row_exists("node9"));
   CHECK_FALSE(lists(c.live_members("node1"), "node9"));
+}
+
+// The checker itself: a sound store passes; a deposit stored twice, an acknowledged one
+// that is missing and a read model behind the store each fail it.
+TEST_CASE("cluster: cluster_bank_verify finds a deposit stored twice and a lost one and a stale read model",
+          "[cluster-process][verify]") {
+  cluster_fixture c;
+  cairn::postgres_options o;
+  o.schema = c.schema;
+  auto store = cairn::open_postgres_journal(c.url, o);
+  REQUIRE(store.has_value());
+  auto append = [&](const std::string& id, bank::account::event_type ev, const std::string& key) {
+    cairn::metadata meta;
+    if (!key.empty()) meta.entries.emplace_back("idempotency-key", key);
+    cairn::append_request r{cairn::stream_id{"account", id}, cairn::expected_version::any,
+                            {cairn::variant_codec<bank::account::event_type>::encode(ev, meta)}};
+    auto done = (*store)->append_one(std::move(r));
+    REQUIRE(done.has_value());
+    return *done;
+  };
+  append("acct-0", bank::opened{"a"}, "");
+  auto k1 = append("acct-0", bank::deposited{5}, "k1");
+  append("acct-1", bank::opened{"b"}, "");
+  auto k2 = append("acct-1", bank::deposited{3}, "k2");
+  auto line = [](const char* key, const char* id, int amount, const cairn::append_result& r) {
+    return std::string(key) + " " + id + " " + std::to_string(amount) + " " +
+           std::to_string(r.last_version) + " " + std::to_string(r.last_position) + "\n";
+  };
+  std::ofstream{c.path("n.acks")} << line("k1", "acct-0", 5, k1) << line("k2", "acct-1", 3, k2);
+  nlohmann::json status{{"name", "n"},
+                        {"projection", {{"position", k2.last_position}, {"events", 4}, {"total", 8},
+                                        {"accounts", 2},
+                                        {"digest", cluster_sample::balances_digest({{"acct-0", 5}, {"acct-1", 3}})}}}};
+  std::ofstream{c.path("n.json")} << status.dump();
+  std::vector<std::string> args{"--postgres-url", c.url, "--postgres-schema", c.schema,
+                                "--acks", c.path("n.acks"), "--status", c.path("n.json")};
+  auto sound = cairn::test::run_to_end(CAIRN_CLUSTER_VERIFY, args, c.path("verify1.log"), 60s);
+  INFO(sound.second);
+  CHECK(sound.first == 0);
+  CHECK_THAT(sound.second, Catch::Contains("verification: PASSED"));
+
+  append("acct-1", bank::deposited{3}, "k2"); // the retry stored twice
+  std::ofstream{c.path("n.acks"), std::ios::app} << "k3 acct-0 1 3 99\n"; // acknowledged, never stored
+  auto broken = cairn::test::run_to_end(CAIRN_CLUSTER_VERIFY, args, c.path("verify2.log"), 60s);
+  INFO(broken.second);
+  CHECK(broken.first == 1);
+  CHECK_THAT(broken.second, Catch::Contains("DUPLICATE: key k2"));
+  CHECK_THAT(broken.second, Catch::Contains("k3 is not in the store"));
+  CHECK_THAT(broken.second, Catch::Contains("FAIL: mismatch: n projection"));
+
+  auto usage = cairn::test::run_to_end(CAIRN_CLUSTER_VERIFY, {"--acks"}, c.path("verify3.log"), 60s);
+  CHECK(usage.first == 2);
 }
