@@ -83,7 +83,8 @@ start_node() { # NAME COMMANDS
   port_busy $((7100 + i)) && port_arg=(--cluster.port=0)
   rm -f "$work/$n.json"
   local ack=()
-  [ "$2" -gt 0 ] && ack=(--drive.ack-file="$work/$n.acks")
+  # The load starts once all three members share the shards.
+  [ "$2" -gt 0 ] && ack=(--drive.ack-file="$work/$n.acks" --drive.wait-members=3)
   "$node_bin" --config-file="$src/config/cluster/$n.ini" "${port_arg[@]}" \
     --cluster.postgres-url="$url" \
     --openssl.certificate="$work/certs/$n.pem" --openssl.key="$work/certs/$n.key" \

@@ -82,8 +82,11 @@ std::vector<std::string> cluster_fixture::args(const std::string& name, size_t c
     "--cluster.shards=" + std::to_string(shards), "--cluster.heartbeat-interval=100ms",
     "--cluster.member-timeout=1s", "--cluster.lease-ttl=" + std::to_string(lease_ttl.count()) + "ms",
     "--cluster.lease-margin=300ms", "--status.file=" + path(name + ".json"),
-    "--drive.commands=" + std::to_string(commands), "--drive.accounts=200"};
-  if (commands > 0) a.push_back("--drive.ack-file=" + path(name + ".acks"));
+    "--drive.commands=" + std::to_string(commands), "--drive.accounts=" + std::to_string(accounts)};
+  if (commands > 0) {
+    a.push_back("--drive.ack-file=" + path(name + ".acks"));
+    a.push_back("--drive.wait-members=" + std::to_string(wait_members));
+  }
   if (!cert_dir.empty()) {
     a.push_back("--openssl.certificate=" + path(cert_dir + "/" + name + ".pem"));
     a.push_back("--openssl.key=" + path(cert_dir + "/" + name + ".key"));
@@ -188,6 +191,15 @@ uint64_t cluster_fixture::store_head() const {
 
 bool cluster_fixture::member_row_exists(const std::string& name) const {
   return query_number(url, "SELECT count(*) FROM \"" + schema + "\".members WHERE name = '" + name + "'") > 0;
+}
+
+bool cluster_fixture::member_up(const std::string& name) const {
+  try {
+    return query_number(url, "SELECT count(*) FROM \"" + schema + "\".members WHERE name = '" + name +
+                               "' AND state = 'up'") > 0;
+  } catch (const std::exception&) {
+    return false; // no cluster tables yet
+  }
 }
 
 bool cluster_fixture::projections_at_head(const std::vector<std::string>& names) const {

@@ -63,6 +63,8 @@ public:
   uint64_t store_head() const;
   /// Whether member `name` (in the members table) exists.
   bool member_row_exists(const std::string& name) const;
+  /// Whether member `name` is listed as up (false also while there is no members table).
+  bool member_up(const std::string& name) const;
   /// Every named member's projection has reached the store's head.
   bool projections_at_head(const std::vector<std::string>& names) const;
   /// Waits until every named member's projection is at the head, then runs
@@ -79,6 +81,9 @@ public:
 
   std::string url, schema;
   size_t shards = 16;
+  size_t accounts = 200; ///< the drivers' accounts
+  /// Drivers start once this many members share the shards (--drive.wait-members).
+  size_t wait_members = 3;
   std::chrono::milliseconds lease_ttl{1000};
 
 private:
