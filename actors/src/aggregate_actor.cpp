@@ -98,12 +98,6 @@ recovery recover_from_store(const aggregate_context& ctx, const stream_id& strea
         log().warn("aggregate {}: ignoring snapshot: {}", stream.str(), *other);
       else if (auto ok = instance->restore(**snap); ok) {
         r.snapshot_version = (*snap)->version;
-        // The keys of the commands just before the snapshot: a retry may follow one.
-        if (auto window = ctx.options.idempotency_window; window > 0) {
-          auto first = r.snapshot_version > window ? r.snapshot_version - window + 1 : 1;
-          if (auto before = ctx.store->read_stream(stream, first, r.snapshot_version - first + 1))
-            for (auto& e : *before) observe_key(ctx, r, e);
-        }
       }
       else
         log().info("aggregate {}: ignoring snapshot: {}", stream.str(), ok.error().describe());
@@ -154,6 +148,9 @@ struct aggregate_state {
   size_t next_waiting = 0;
 
   std::unique_ptr<idempotency_memory> keys; // recent keyed commands (null: none yet)
+  // Recovered from a snapshot: the keys of the commands just before it are read when
+  // the first keyed command comes (most aggregates never see one).
+  uint64_t keys_unread_through = 0; // the recovered snapshot's version; 0: nothing unread
   std::string in_flight_key; // the idempotency key of the command in flight, if any
   fence_token fence; // what appends carry (cluster members)
   bool fenced_out = false; // lost the lease: answers fenced until the router stops it
@@ -170,6 +167,7 @@ struct aggregate_state {
     snapshot_version = r.snapshot_version;
     keys = std::move(r.keys);
     fence = r.fence;
+    keys_unread_through = ctx->options.idempotency_window > 0 ? snapshot_version : 0;
   }
 
   /// Rebuilds the state here and now (on the actor's thread).
@@ -228,6 +226,26 @@ void requeue_first(aggregate_state& st, command_message& cmd, command_reply_to& 
     st.waiting.emplace(st.waiting.begin(), std::move(cmd), std::move(rp));
 }
 
+/// Reads the keys of the commands just before the snapshot the state was recovered
+/// from (a retry may repeat one). On the actor's thread: it happens once per recovery,
+/// and only for an aggregate that gets a keyed command.
+void read_keys_before_snapshot(aggregate_state& st) {
+  auto last = std::exchange(st.keys_unread_through, 0);
+  auto window = st.ctx->options.idempotency_window;
+  auto first = last > window ? last - window + 1 : 1;
+  auto before = st.ctx->store->read_stream(st.stream, first, last - first + 1);
+  if (!before) {
+    log().warn("aggregate {}: cannot read the idempotency keys before its snapshot: {}",
+               st.stream.str(), before.error().describe());
+    return;
+  }
+  idempotency_memory older{window};
+  for (auto& e : *before) older.observe(e);
+  if (older.size() == 0) return;
+  if (!st.keys) st.keys = std::make_unique<idempotency_memory>(window);
+  st.keys->absorb(older);
+}
+
 /// This member no longer holds the stream's shard under the epoch the state was
 /// recovered with (the lease moved, perhaps away and back): answers `rp` and every
 /// waiting command with errc::fenced (nothing of them is stored, so the cluster
@@ -274,6 +292,7 @@ void handle(aggregate_actor_t* self, command_message& cmd, command_reply_to& rp)
   if (st.ctx->cluster && !(st.ctx->cluster->fence_for(st.stream) == st.fence && st.fence.active()))
     return fence_out(self, rp, false);
   auto* key = st.ctx->options.idempotency_window > 0 ? cmd.meta.find(idempotency_key_entry) : nullptr;
+  if (key && st.keys_unread_through > 0) read_keys_before_snapshot(st);
   if (key && st.keys)
     if (auto* first = st.keys->find(*key)) return rp.deliver(*first); // a retry
   auto version = st.instance->version();

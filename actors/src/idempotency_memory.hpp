@@ -49,6 +49,14 @@ public:
 
   size_t size() const { return by_key_.size(); }
 
+  /// Adds `older`'s keys that this memory does not have (the keys of commands from
+  /// before the ones it has seen).
+  void absorb(const idempotency_memory& older) {
+    for (auto& key : older.order_)
+      if (!by_key_.count(key)) insert(key, older.by_key_.at(key));
+    last_.clear();
+  }
+
 private:
   void insert(const std::string& key, const command_reply& reply) {
     auto [it, fresh] = by_key_.insert_or_assign(key, reply);

@@ -241,11 +241,13 @@ void cluster_router::retry_loop() {
 
 void cluster_router::stop() {
   std::deque<std::pair<steady::time_point, pending_ptr>> left;
+  std::unordered_map<std::string, std::shared_ptr<peer_link>> peers; // their forwarders stop
   {
     std::lock_guard<std::mutex> guard{mutex_};
     if (stopped_ && !retry_thread_.joinable()) return;
     stopped_ = true;
     left.swap(waiting_);
+    peers.swap(peers_);
   }
   changed_.notify_all();
   if (retry_thread_.joinable() && retry_thread_.get_id() != std::this_thread::get_id())

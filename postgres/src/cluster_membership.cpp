@@ -3,6 +3,7 @@
 #include "cairn/cluster_membership.hpp"
 
 #include <algorithm>
+#include <map>
 
 namespace cairn {
 namespace {
@@ -171,6 +172,20 @@ void cluster_membership::round() {
     auto granted = store_->claim(me, claim, options_.lease_ttl);
     if (granted) grants = std::move(*granted);
   }
+  // Every member logs the changes of membership it sees (the members it finds up or
+  // gone since its last round), so the log shows who knew what, and when.
+  std::map<std::string, uint64_t> seen;
+  for (auto& m : view->members)
+    if (m.state == "up" && (m.name == me || m.heartbeat_age_ms <= options_.member_timeout.count()))
+      seen.emplace(m.name, m.incarnation);
+  for (auto& [name, incarnation] : seen) {
+    auto before = seen_live_.find(name);
+    if (before == seen_live_.end() || before->second != incarnation)
+      store_->log_change({0, me, name, "seen up", "incarnation " + std::to_string(incarnation)});
+  }
+  for (auto& [name, incarnation] : seen_live_)
+    if (!seen.count(name)) store_->log_change({0, me, name, "seen gone", ""});
+  seen_live_ = std::move(seen);
   std::lock_guard<std::mutex> guard{mutex_};
   auto owners_before = owners_;
   for (uint32_t s = 0; s < shards_; ++s) owners_[s] = view->leases[s].owner;

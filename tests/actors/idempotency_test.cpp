@@ -88,7 +88,7 @@ TEST_CASE("idempotency keys are remembered across recovery, also from a snapshot
   CHECK(balance->balance == 12);
 }
 
-TEST_CASE("idempotency keys survive passivation; a window of 0 turns deduplication off") {
+TEST_CASE("idempotency keys survive passivation, and a window of 0 turns deduplication off") {
   auto store = make_memory_journal();
   {
     test_node n{2, store, with(0, 1ms)};

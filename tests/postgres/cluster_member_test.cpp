@@ -22,7 +22,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::unique_ptr<cluster_config> member_config(const std::string& name, const std::string& schema) {
+std::unique_ptr<cluster_config> member_config(const std::string& name, const std::string& schema,
+                                              std::vector<std::string> roles = {
+                                                "aggregates", "projections", "sagas"}) {
   auto cfg = std::make_unique<cluster_config>();
   cfg->set("scheduler.max-threads", size_t{2});
   cfg->options.log_level = "warn";
@@ -31,6 +33,7 @@ std::unique_ptr<cluster_config> member_config(const std::string& name, const std
   c.postgres_url = pg_server::shared().url();
   c.postgres_schema = schema;
   c.insecure = true;
+  c.roles = std::move(roles);
   c.shards = 8;
   c.heartbeat_interval = 100ms;
   c.member_timeout = 1s;
@@ -101,8 +104,29 @@ TEST_CASE("cluster members forward commands to shard owners and run each saga ty
   REQUIRE(eventually([&] { return runs_saga(*m1) != runs_saga(*m2); }, 20s));
   std::this_thread::sleep_for(500ms); // several rounds: still exactly one
   REQUIRE(runs_saga(*m1) != runs_saga(*m2));
-  REQUIRE(m2->local().execute<bank::transfer>("t1", bank::request_transfer{"a1", "a2", 30}));
+  auto t1 = m2->local().execute<bank::transfer>("t1", bank::request_transfer{"a1", "a2", 30});
+  REQUIRE(t1);
+  // Read-your-writes across members: m1's read model waits for m2's write.
+  auto seen = m1->local().query<bank::transfers>(
+    [](const bank::transfers& t) { return t.requested; }, t1->position);
+  REQUIRE(seen);
+  CHECK(*seen == 1);
   REQUIRE(eventually([&] { return completed(*m1) == 1 && completed(*m2) == 1; }, 30s));
+
+  // A member with the projections role only owns no shard and forwards every command.
+  auto cfg3 = member_config("m3", schema, {"projections"});
+  auto m3 = start_member(*cfg3);
+  for (int i = 0; i < 6; ++i)
+    REQUIRE(m3->local().execute<bank::account>("a" + std::to_string(i), bank::deposit{1}));
+  CHECK(m3->status().owned_shards.empty());
+  CHECK(m3->status().forwarded == 6);
+  CHECK_FALSE(runs_saga(*m3));
+  auto at = m3->local().execute<bank::account>("a7", bank::deposit{1});
+  REQUIRE(at);
+  auto total = m3->local().query<bank::transfers>([](const bank::transfers& t) { return t.requested; },
+                                                  at->position);
+  REQUIRE(total);
+  m3->leave();
 
   // Its member leaves: the other takes the saga over and runs the next transfer.
   auto& runner = runs_saga(*m1) ? m1 : m2;
@@ -115,4 +139,7 @@ TEST_CASE("cluster members forward commands to shard owners and run each saga ty
   auto state = other->local().state_at<bank::account>("a2", 3);
   REQUIRE(state);
   CHECK(state->balance == 130);
+  auto a2 = other->local().store()->read_stream(stream_id{"account", "a2"}, 1, 100);
+  REQUIRE(a2);
+  CHECK(a2->size() == 5); // opened, deposited, credited 30, deposited 1, debited 20
 }

@@ -165,4 +165,16 @@ TEST_CASE("cluster membership: failover after a halt and rebalance after a rejoi
   bool declared_dead = false;
   for (auto& c : *log) declared_dead = declared_dead || (c.member == "node-a" && c.change == "dead");
   CHECK(declared_dead);
+  // Each member logs what it saw: node-b saw node-a go (halted) and come back as
+  // incarnation 2; node-a saw node-b up after it rejoined.
+  auto saw = [&](const std::string& by, const std::string& member, const std::string& change,
+                 const std::string& detail = "") {
+    for (auto& c : *log)
+      if (c.by == by && c.member == member && c.change == change && (detail.empty() || c.detail == detail))
+        return true;
+    return false;
+  };
+  CHECK(saw("node-b", "node-a", "seen gone"));
+  CHECK(saw("node-b", "node-a", "seen up", "incarnation 2"));
+  CHECK(saw("node-a", "node-b", "seen up"));
 }

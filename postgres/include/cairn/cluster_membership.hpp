@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -111,6 +112,7 @@ private:
     held_shard held;
   };
   std::vector<saga_hold> sagas_;
+  std::map<std::string, uint64_t> seen_live_; // loop thread only: name -> incarnation
   std::atomic<uint64_t> rounds_{0};
   std::atomic<bool> stop_{false};
   bool stopped_ = false;
