@@ -92,6 +92,8 @@ std::vector<std::string> cluster_fixture::args(const std::string& name, size_t c
     a.push_back("--openssl.key=" + path(cert_dir + "/" + name + ".key"));
     a.push_back("--openssl.cafile=" + path(cert_dir + "/ca.pem"));
   }
+  if (auto it = extra_args.find(name); it != extra_args.end())
+    a.insert(a.end(), it->second.begin(), it->second.end());
   return a;
 }
 

@@ -84,6 +84,8 @@ public:
   size_t accounts = 200; ///< the drivers' accounts
   /// Drivers start once this many members share the shards (--drive.wait-members).
   size_t wait_members = 3;
+  /// Further options of one member, e.g. {"node1", {"--drive.window=256"}}.
+  std::map<std::string, std::vector<std::string>> extra_args;
   std::chrono::milliseconds lease_ttl{1000};
 
 private:
