@@ -167,7 +167,12 @@ expected<void> member_impl::check_peers_accept_us(cluster_store& store) {
     auto remote = connect(m.host, m.port);
     if (remote) {
       auto name = ask_member_name(node_->system(), *remote, std::chrono::seconds{5});
-      if (name) return {};
+      if (name) { // and this connection is the pair's link from now on
+        say_hello(*remote, settings_.name, endpoint_);
+        router_->set_peer(m.name, make_peer_link(node_->system(), std::move(*remote), m.name,
+                                                 settings_.forward_batch, settings_.forward_delay));
+        return {};
+      }
       refused = "member " + m.name + " at " + m.host + ":" + std::to_string(m.port) +
                 " did not answer: " + name.error().describe();
       continue;
@@ -189,7 +194,12 @@ expected<void> member_impl::check_peers_accept_us(cluster_store& store) {
 
 expected<void> member_impl::join() {
   auto& sys = node_->system();
-  endpoint_ = spawn_endpoint(sys, router_);
+  endpoint_ = spawn_endpoint(sys, router_, [this](const std::string& name, caf::actor peer) {
+    // A member that dialed us: forward to it over its connection.
+    router_->set_peer(name, make_peer_link(node_->system(), std::move(peer), name,
+                                           settings_.forward_batch, settings_.forward_delay));
+    log().info("cluster: member {} linked to us", name);
+  });
   auto port = static_cast<uint16_t>(settings_.port);
   auto published = tls_ ? caf::openssl::publish(endpoint_, port, settings_.host.c_str(), true)
                         : sys.middleman().publish(endpoint_, port, settings_.host.c_str(), true);
@@ -228,8 +238,11 @@ expected<void> member_impl::join() {
 
 /// Keeps a link to every live member with the aggregates role, reconnecting when one
 /// went down or came back as a new incarnation (CAF does not reconnect by itself).
+/// One connection per pair of members: of two members with that role, the one with the
+/// smaller name dials and says hello; the other forwards over that connection (two
+/// members dialing each other made CAF drop and redo their TLS connections).
 void member_impl::connect_loop() {
-  std::map<std::string, uint64_t> linked; // member -> incarnation linked to
+  bool owns_shards = settings_.has_role("aggregates");
   std::map<std::string, std::string> reported; // member -> last failure logged
   std::unique_lock<std::mutex> guard{mutex_};
   while (!stopping_) {
@@ -238,9 +251,9 @@ void member_impl::connect_loop() {
       if (m.name == settings_.name ||
           std::find(m.roles.begin(), m.roles.end(), "aggregates") == m.roles.end())
         continue;
-      auto link = router_->peer(m.name);
-      auto it = linked.find(m.name);
-      if (link && link->alive() && it != linked.end() && it->second == m.incarnation) continue;
+      // A restarted member listens anew: the old connection closes and its link dies.
+      if (auto link = router_->peer(m.name); link && link->alive()) continue;
+      if (owns_shards && m.name < settings_.name) continue; // it dials us
       auto remote = connect(m.host, m.port);
       if (!remote) {
         auto why = caf::to_string(remote.error());
@@ -250,9 +263,9 @@ void member_impl::connect_loop() {
         continue;
       }
       reported.erase(m.name);
+      say_hello(*remote, settings_.name, endpoint_);
       router_->set_peer(m.name, make_peer_link(node_->system(), std::move(*remote), m.name,
                                                settings_.forward_batch, settings_.forward_delay));
-      linked[m.name] = m.incarnation;
       log().info("cluster: linked to member {} (incarnation {})", m.name, m.incarnation);
     }
     guard.lock();
@@ -294,6 +307,14 @@ cluster_status member_impl::status() const {
     std::sort(s.live_members.begin(), s.live_members.end());
     s.owned_shards = membership_->held();
     s.all_shards_owned = membership_->all_shards_owned();
+    std::map<std::string, size_t> owned;
+    for (auto& m : s.live_members) owned[m] = 0;
+    for (uint32_t shard = 0; shard < membership_->shards(); ++shard) ++owned[membership_->owner_of(shard)];
+    auto members = s.live_members.size();
+    s.balanced = s.all_shards_owned && members > 0 && owned.size() == members;
+    for (auto& [name, count] : owned)
+      s.balanced = s.balanced && count >= membership_->shards() / members &&
+                   count <= (membership_->shards() + members - 1) / members;
   }
   auto& c = router_->counters();
   s.forwarded = c.forwarded;

@@ -22,6 +22,7 @@ namespace {
 using forward_atom = caf::atom_constant<caf::atom("fwd")>;
 using forwarded_atom = caf::atom_constant<caf::atom("fwdreply")>;
 using whoareyou_atom = caf::atom_constant<caf::atom("whoareyou")>;
+using hello_atom = caf::atom_constant<caf::atom("hello")>;
 
 /// One command's outcome on the wire: code 0 and `reply`, or an errc and its message.
 struct forward_outcome {
@@ -169,8 +170,12 @@ struct batch_outcomes {
   std::atomic<size_t> left{0};
 };
 
-caf::behavior endpoint(caf::event_based_actor* self, std::shared_ptr<cluster_router> router) {
+caf::behavior endpoint(caf::event_based_actor* self, std::shared_ptr<cluster_router> router,
+                       hello_handler on_hello) {
   return {
+    [on_hello](hello_atom, const std::string& name, const caf::actor& peer) {
+      if (peer) on_hello(name, peer);
+    },
     [self, router](forward_atom, uint64_t id, std::vector<command_message>& commands) {
       auto batch = std::make_shared<batch_outcomes>();
       batch->reply_to = caf::actor_cast<caf::actor>(self->current_sender());
@@ -203,8 +208,13 @@ void add_cluster_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<std::vector<forward_outcome>>("std::vector<cairn.forward_outcome>");
 }
 
-caf::actor spawn_endpoint(caf::actor_system& sys, std::shared_ptr<cluster_router> router) {
-  return sys.spawn(endpoint, std::move(router));
+caf::actor spawn_endpoint(caf::actor_system& sys, std::shared_ptr<cluster_router> router,
+                          hello_handler on_hello) {
+  return sys.spawn(endpoint, std::move(router), std::move(on_hello));
+}
+
+void say_hello(const caf::actor& remote, const std::string& name, const caf::actor& endpoint) {
+  caf::anon_send(remote, hello_atom::value, name, endpoint);
 }
 
 std::shared_ptr<peer_link> make_peer_link(caf::actor_system& sys, caf::actor remote,

@@ -57,6 +57,7 @@ void write_status(const std::string& path, cairn::cluster_member& member, bool j
   j["members_live"] = s.live_members;
   j["owned_shards"] = s.owned_shards;
   j["all_shards_owned"] = s.all_shards_owned;
+  j["balanced"] = s.balanced;
   j["cluster"] = {{"forwarded", s.forwarded}, {"received", s.received}, {"rerouted", s.rerouted},
                   {"fenced_local", s.fenced_local}, {"fenced_store", s.fenced_store}};
   if (projections) {
@@ -122,9 +123,7 @@ int main(int argc, char** argv) {
     auto shards = static_cast<uint32_t>(cfg.cluster.shards);
     for (auto s = member.status(); cfg.drive.wait_members > 0; s = member.status()) {
       auto members = s.live_members.size();
-      if (members >= cfg.drive.wait_members && s.all_shards_owned &&
-          s.owned_shards.size() >= shards / members)
-        break;
+      if (members >= cfg.drive.wait_members && s.balanced) break;
       std::this_thread::sleep_for(std::chrono::milliseconds{20});
     }
     std::function<bool(const std::string&)> keep;

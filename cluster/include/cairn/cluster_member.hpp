@@ -33,6 +33,9 @@ struct cluster_status {
   std::vector<std::string> live_members; ///< up, with the aggregates role, sorted
   std::vector<uint32_t> owned_shards;    ///< held by this member now
   bool all_shards_owned = false;         ///< every shard has a live owner (last view)
+  /// ... and every live member with the aggregates role owns floor or ceil(shards /
+  /// members) of them: no handoff is due (last view).
+  bool balanced = false;
   uint64_t forwarded = 0;    ///< commands sent to other members
   uint64_t received = 0;     ///< commands other members sent here
   uint64_t rerouted = 0;     ///< commands routed again (owner moved or went down)
