@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <fstream>
 #include <map>
+#include <thread>
 
 #include <caf/actor_system.hpp>
 #include <caf/io/middleman.hpp>
@@ -178,34 +179,42 @@ void member_impl::run_sagas_held_here() {
 
 /// With TLS, a member proves before joining that a live member accepts its
 /// certificate: one signed by another CA is refused here, with a clear error, instead
-/// of owning shards nobody can forward to.
+/// of owning shards nobody can forward to. Only a failed handshake counts as refusal; a
+/// member that is busy or gone is skipped (and asked again, a few times, if it was the
+/// only one).
 expected<void> member_impl::check_peers_accept_us(cluster_store& store) {
-  auto view = store.view();
-  if (!view) return std::move(view).error();
   std::string refused;
-  for (auto& m : view->members) {
-    if (m.name == settings_.name || m.state != "up" ||
-        m.heartbeat_age_ms > duration_cast<milliseconds>(settings_.member_timeout).count())
-      continue;
-    auto remote = connect(m.host, m.port);
-    if (remote) {
-      auto name = ask_member_name(node_->system(), *remote, std::chrono::seconds{5});
-      if (name) { // and this connection is the pair's link from now on
-        say_hello(*remote, settings_.name, endpoint_);
-        router_->set_peer(m.name, make_peer_link(node_->system(), std::move(*remote), m.name,
-                                                 settings_.forward_batch, settings_.forward_delay));
-        return {};
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto view = store.view();
+    if (!view) return std::move(view).error();
+    bool asked = false;
+    for (auto& m : view->members) {
+      if (m.name == settings_.name || m.state != "up" ||
+          m.heartbeat_age_ms > duration_cast<milliseconds>(settings_.member_timeout).count())
+        continue;
+      asked = true;
+      auto remote = connect(m.host, m.port);
+      if (remote) {
+        auto name = ask_member_name(node_->system(), *remote, std::chrono::seconds{5});
+        if (name) { // and this connection is the pair's link from now on
+          say_hello(*remote, settings_.name, endpoint_);
+          router_->set_peer(m.name, make_peer_link(node_->system(), std::move(*remote), m.name,
+                                                   settings_.forward_batch, settings_.forward_delay));
+          return {};
+        }
+        log().warn("cluster: member {} at {}:{} did not answer ({}); asking another",
+                   m.name, m.host, m.port, name.error().describe());
+        continue;
       }
-      refused = "member " + m.name + " at " + m.host + ":" + std::to_string(m.port) +
-                " did not answer: " + name.error().describe();
-      continue;
+      if (remote.error() == caf::sec::disconnect_during_handshake)
+        refused = "the TLS handshake with member " + m.name + " at " + m.host + ":" +
+                  std::to_string(m.port) + " failed";
+      else
+        log().warn("cluster: member {} at {}:{} is listed as up but not reachable ({})", m.name,
+                   m.host, m.port, caf::to_string(remote.error()));
     }
-    if (remote.error() == caf::sec::disconnect_during_handshake)
-      refused = "the TLS handshake with member " + m.name + " at " + m.host + ":" +
-                std::to_string(m.port) + " failed";
-    else if (refused.empty())
-      log().warn("cluster: member {} at {}:{} is listed as up but not reachable ({})", m.name,
-                 m.host, m.port, caf::to_string(remote.error()));
+    if (!refused.empty() || !asked) break;
+    std::this_thread::sleep_for(milliseconds{500}); // everyone busy or going: ask again
   }
   if (refused.empty()) return {}; // the first member, or none reachable: nothing to prove
   return error{errc::unavailable,

@@ -117,9 +117,9 @@ TEST_CASE("cluster: a paused owner is fenced when it resumes and no deposit is l
           "[cluster-process][pause]") {
   cluster_fixture c;
   // Few accounts and many of node1's deposits at once, so that commands wait at node1's
-  // aggregates when it is stopped: those are what must find out, when it resumes, that
-  // node1 no longer holds their shards. (Without commands waiting there, node1's router
-  // just routes its next commands to the new owners and no aggregate is fenced.)
+  // aggregates when it is stopped: when it resumes they must find out that node1 no
+  // longer holds their shards (before their command, or by the store's refusal), and
+  // node1's first membership round stops the aggregates of the shards it lost.
   c.accounts = 24;
   c.extra_args["node1"] = {"--drive.window=256"};
   const size_t per_node = 3000;
@@ -140,9 +140,9 @@ TEST_CASE("cluster: a paused owner is fenced when it resumes and no deposit is l
   if (pause.count() > 0) std::this_thread::sleep_for(pause);
   c.process("node1").signal(SIGCONT);
   c.say("SIGCONT node1 after " + std::to_string(c.seconds() - stopped_at) + " s");
-  // node1's aggregates that still get a command find out that it lost their shards
-  // (fenced_local), or the store refuses their append (fenced_store). With commands
-  // waiting at them when node1 stopped (the settings above), some must.
+  // node1's aggregates find out that it lost their shards: at its first round after the
+  // pause or before their next command (fenced_local), or by the store's refusal of an
+  // append under the old epoch (fenced_store).
   c.wait("node1 counts aggregates fenced", [&] {
     auto s = c.status("node1");
     return s.contains("cluster") &&
