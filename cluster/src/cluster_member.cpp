@@ -103,7 +103,8 @@ public:
   ~member_impl() override { leave(); }
 
   expected<void> join() override;
-  void leave() override;
+  void leave() override { stop(true); }
+  void halt() override { stop(false); }
   node& local() override { return *node_; }
   cluster_status status() const override;
 
@@ -115,6 +116,7 @@ private:
   }
   expected<void> check_peers_accept_us(cluster_store& store);
   void connect_loop();
+  void stop(bool orderly);
   void run_sagas_held_here();
   void stop_aggregates_of_lost_shards();
 
@@ -306,7 +308,7 @@ void member_impl::connect_loop() {
   }
 }
 
-void member_impl::leave() {
+void member_impl::stop(bool orderly) {
   {
     std::lock_guard<std::mutex> guard{mutex_};
     if (left_) return;
@@ -315,8 +317,12 @@ void member_impl::leave() {
   }
   wake_.notify_all();
   if (connector_.joinable()) connector_.join();
-  // Hands every shard off (the router drains them), releases them, leaves.
-  if (membership_) membership_->leave();
+  // Hands every shard off (the router drains them), releases them, leaves; or, halting,
+  // keeps everything as it is.
+  if (membership_) {
+    if (orderly) membership_->leave();
+    else membership_->halt();
+  }
   membership_ptr_ = nullptr;
   router_->stop();
   router_->attach(node_.get(), nullptr);

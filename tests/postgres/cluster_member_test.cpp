@@ -1,7 +1,7 @@
 // Two cluster members in one process over a real PostgreSQL server: commands sent to
 // either reach their shard's owner (forwarded over CAF's network layer), a repeated
 // idempotency key stores nothing twice across members, and each saga type runs on
-// exactly one member, moving to the other when that one leaves.
+// exactly one member, moving to another when that one leaves or dies.
 #include <catch2/catch.hpp>
 
 #include <thread>
@@ -136,10 +136,19 @@ TEST_CASE("cluster members forward commands to shard owners and run each saga ty
   REQUIRE(eventually([&] { return other->status().owned_shards.size() == 8; }, 20s));
   REQUIRE(other->local().execute<bank::transfer>("t2", bank::request_transfer{"a2", "a5", 20}));
   REQUIRE(eventually([&] { return completed(*other) == 2; }, 30s));
-  auto state = other->local().state_at<bank::account>("a2", 3);
+  // A member running the saga dies: once its lease expires, a survivor resumes the saga.
+  auto cfg4 = member_config("m4", schema);
+  auto m4 = start_member(*cfg4);
+  REQUIRE(eventually([&] { return m4->status().owned_shards.size() == 4; }, 20s));
+  REQUIRE(runs_saga(*other));
+  other->halt();
+  REQUIRE(eventually([&] { return runs_saga(*m4); }, 20s));
+  REQUIRE(m4->local().execute<bank::transfer>("t3", bank::request_transfer{"a4", "a6", 10}));
+  REQUIRE(eventually([&] { return completed(*m4) == 3; }, 30s));
+  auto state = m4->local().state_at<bank::account>("a2", 3);
   REQUIRE(state);
   CHECK(state->balance == 130);
-  auto a2 = other->local().store()->read_stream(stream_id{"account", "a2"}, 1, 100);
+  auto a2 = m4->local().store()->read_stream(stream_id{"account", "a2"}, 1, 100);
   REQUIRE(a2);
   CHECK(a2->size() == 5); // opened, deposited, credited 30, deposited 1, debited 20
 }

@@ -64,6 +64,10 @@ public:
   /// destructor calls it.
   virtual void leave() = 0;
 
+  /// Stops at once without handing anything off or leaving, as a crash would (for
+  /// tests): the others declare this member dead and take its leases once they expire.
+  virtual void halt() = 0;
+
   virtual node& local() = 0;
   virtual cluster_status status() const = 0;
 
