@@ -14,6 +14,7 @@
 
 #include "log.hpp"
 #include "message_types.hpp"
+#include "reply_sink.hpp"
 
 namespace cairn {
 
@@ -36,22 +37,9 @@ typename Inspector::result_type inspect(Inspector& f, forward_outcome& x) {
   return f(caf::meta::type_name("cairn.forward_outcome"), x.code, x.message, x.reply);
 }
 
-/// Answers its handler exactly once: with the outcome, or with unavailable if it is
-/// dropped unanswered (the forwarder stopped, the peer went down).
-struct reply_once {
-  cluster_hooks::reply_handler fn;
-  std::string member;
-  bool done = false;
-  void operator()(expected<command_reply> r) {
-    if (done) return;
-    done = true;
-    fn(std::move(r));
-  }
-  ~reply_once() {
-    if (!done) fn(error{errc::unavailable, "member " + member + " went down before answering"});
-  }
-};
-using reply_ptr = std::shared_ptr<reply_once>;
+/// A forwarded command's reply: answered exactly once, with unavailable if dropped
+/// unanswered (reply_sink.hpp).
+using reply_ptr = std::shared_ptr<reply_sink>;
 
 /// A command handed to a forwarder (local only: it carries a closure).
 struct forward_job {
@@ -108,7 +96,10 @@ caf::behavior forwarder(forwarder_t* self, caf::actor remote, std::string member
     log().warn("cluster: lost the connection to member {}; failing its {} unanswered batches",
                st.member, st.in_flight.size());
     st.alive->store(false);
-    // Dropping the replies answers them with unavailable (reply_once).
+    error gone{errc::unavailable, "member " + st.member + " went down before answering"};
+    for (auto& batch : st.in_flight)
+      for (auto& reply : batch.second) (*reply)(gone);
+    for (auto& reply : st.replies) (*reply)(gone);
     st.in_flight.clear();
     st.replies.clear();
     st.commands.clear();
@@ -144,21 +135,18 @@ caf::behavior forwarder(forwarder_t* self, caf::actor remote, std::string member
 
 class caf_peer_link final : public peer_link {
 public:
-  caf_peer_link(caf::actor forwarder, std::string member, std::shared_ptr<std::atomic<bool>> alive)
-      : forwarder_(std::move(forwarder)), member_(std::move(member)), alive_(std::move(alive)) {}
+  caf_peer_link(caf::actor forwarder, std::shared_ptr<std::atomic<bool>> alive)
+      : forwarder_(std::move(forwarder)), alive_(std::move(alive)) {}
   ~caf_peer_link() override { caf::anon_send_exit(forwarder_, caf::exit_reason::user_shutdown); }
 
   void forward(command_message cmd, cluster_hooks::reply_handler reply) override {
-    auto once = std::make_shared<reply_once>();
-    once->fn = std::move(reply);
-    once->member = member_;
-    caf::anon_send(forwarder_, forward_job{std::move(cmd), std::move(once)});
+    caf::anon_send(forwarder_,
+                   forward_job{std::move(cmd), std::make_shared<reply_sink>(std::move(reply))});
   }
   bool alive() const override { return alive_->load(); }
 
 private:
   caf::actor forwarder_;
-  std::string member_;
   std::shared_ptr<std::atomic<bool>> alive_;
 };
 
@@ -222,7 +210,7 @@ std::shared_ptr<peer_link> make_peer_link(caf::actor_system& sys, caf::actor rem
                                           std::chrono::nanoseconds delay) {
   auto alive = std::make_shared<std::atomic<bool>>(true);
   auto fwd = sys.spawn(forwarder, std::move(remote), member, batch, caf::timespan{delay}, alive);
-  return std::make_shared<caf_peer_link>(std::move(fwd), std::move(member), std::move(alive));
+  return std::make_shared<caf_peer_link>(std::move(fwd), std::move(alive));
 }
 
 expected<std::string> ask_member_name(caf::actor_system& sys, const caf::actor& remote,
